@@ -1,0 +1,234 @@
+"""Colour model loading and batched inference.
+
+``ColorClassifier`` is built once and classifies all crops of a frame in one
+model call. The model file decides the runtime:
+
+- ``.onnx``  -> ONNX Runtime (the fast CPU path; the shipped default model),
+- ``.keras`` -> Keras 3 (TensorFlow),
+- ``.pb``    -> a TensorFlow frozen graph addressed by ``input_layer`` /
+  ``output_layer`` tensor names (the original server's format).
+
+Every model takes RGB float32 NHWC in [-1, 1] (see ``stream.preprocess``) and
+returns softmax probabilities over the labels file's lines.
+
+    >>> clf = ColorClassifier.from_config(load_config())          # doctest: +SKIP
+    >>> clf.classify([crop_bgr])                                   # doctest: +SKIP
+    [(('white', 0.97), ('gray', 0.02), ('black', 0.004))]
+"""
+from __future__ import annotations
+
+import os
+import threading
+import zipfile
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import preprocess
+from .errors import ModelError
+from .record import TopK
+
+UNKNOWN = "unknown"
+
+
+def load_labels(path: Union[str, Path]) -> List[str]:
+    """Labels, one per line (UTF-8, or cp1251 as the original's files were)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as e:
+        raise ModelError(f"labels file not found: {path}") from e
+    except OSError as e:
+        raise ModelError(f"cannot read labels file {path}: {e.strerror}") from e
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("cp1251")
+    labels = [line.strip() for line in text.splitlines() if line.strip()]
+    if not labels:
+        raise ModelError(f"labels file is empty: {path}")
+    return labels
+
+
+# --- runtimes: each takes a float32 batch and returns (N, C) probabilities ------------------
+
+class _OnnxRuntime:
+    kind = "onnx"
+
+    def __init__(self, path: Path, threads: int):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise ModelError(f"cannot load ONNX model {path}: {str(e).splitlines()[0]}") from e
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.input_hw = _static_hw(inp.shape)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: x})[0]
+
+
+class _KerasRuntime:
+    kind = "keras"
+
+    def __init__(self, path: Path, threads: int):
+        tf = _tensorflow(threads)
+        import keras
+
+        try:
+            self.model = keras.saving.load_model(str(path), compile=False)
+        except Exception as e:
+            raise ModelError(f"cannot load Keras model {path}: {str(e).splitlines()[0]}") from e
+        self.input_hw = _static_hw(self.model.inputs[0].shape)
+        self._fn = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self._fn(x))
+
+
+class _FrozenGraphRuntime:
+    kind = "pb"
+
+    def __init__(self, path: Path, threads: int, input_layer: str, output_layer: str):
+        tf = _tensorflow(threads)
+        graph_def = tf.compat.v1.GraphDef()
+        try:
+            graph_def.ParseFromString(path.read_bytes())
+        except Exception as e:
+            raise ModelError(f"{path} is not a TensorFlow frozen graph (.pb): cannot parse it") from e
+        if not graph_def.node:
+            raise ModelError(f"{path} is not a TensorFlow frozen graph (.pb): it has no nodes")
+        graph = tf.Graph()
+        with graph.as_default():
+            try:
+                tf.compat.v1.import_graph_def(graph_def, name="")
+            except Exception as e:
+                raise ModelError(f"cannot import frozen graph {path}: {str(e).splitlines()[0]}") from e
+        names = {op.name for op in graph.get_operations()}
+        for key, name in (("input_layer", input_layer), ("output_layer", output_layer)):
+            if name not in names:
+                raise ModelError(f"{key} '{name}' is not a node of {path}")
+        self.inp = graph.get_tensor_by_name(input_layer + ":0")
+        self.out = graph.get_tensor_by_name(output_layer + ":0")
+        self.input_hw = _static_hw(self.inp.shape.as_list() if self.inp.shape.rank else None)
+        conf = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=1)
+        self.session = tf.compat.v1.Session(graph=graph, config=conf)
+        graph.finalize()
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(self.out, {self.inp: x})
+
+
+def _tensorflow(threads: int):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass  # already initialised by an earlier model in this process
+    return tf
+
+
+def _static_hw(shape) -> Optional[Tuple[int, int]]:
+    if shape is None or len(shape) != 4:
+        return None
+    h, w = shape[1], shape[2]
+    return (int(h), int(w)) if isinstance(h, int) and isinstance(w, int) else None
+
+
+def open_runtime(path: Union[str, Path], threads: int = 0, input_layer: str = "input_1",
+                 output_layer: str = "softmax/Softmax"):
+    """The runtime for a model file, chosen from the file itself (suffix, then content)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    threads = threads or os.cpu_count() or 1
+    suffix = path.suffix.lower()
+    if suffix == ".keras" or (suffix not in (".onnx", ".pb") and zipfile.is_zipfile(path)):
+        if not zipfile.is_zipfile(path):
+            raise ModelError(f"{path} is not a Keras model (.keras files are zip archives)")
+        return _KerasRuntime(path, threads)
+    if suffix == ".onnx":
+        return _OnnxRuntime(path, threads)
+    if suffix == ".pb":
+        return _FrozenGraphRuntime(path, threads, input_layer, output_layer)
+    raise ModelError(f"unknown model kind for {path}: expected a .onnx, .keras or frozen-graph .pb file")
+
+
+class ColorClassifier:
+    """Top-k colours for car crops, all crops of a call in batched model runs.
+
+    Thread-safe: calls from several threads (the server's) are serialised on the
+    model, which itself uses ``threads`` cores.
+    """
+
+    def __init__(self, model_file: Union[str, Path], label_file: Union[str, Path],
+                 input_layer: str = "input_1", output_layer: str = "softmax/Softmax",
+                 input_size: Union[int, Tuple[int, int]] = 224, top_k: int = 3,
+                 unknown_threshold: float = 0.0, threads: int = 0, batch_size: int = 64):
+        self.labels = load_labels(label_file)
+        self.model_file = Path(model_file)
+        self.runtime = open_runtime(model_file, threads, input_layer, output_layer)
+        size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+        hw = self.runtime.input_hw or (size[1], size[0])
+        if hw[0] != hw[1]:
+            raise ModelError(f"model input must be square, {self.model_file} takes {hw[1]}x{hw[0]}")
+        self.input_size = hw[0]
+        self.top_k = max(1, min(int(top_k), len(self.labels)))
+        self.unknown_threshold = float(unknown_threshold)
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        probe = self._run(np.zeros((1, self.input_size, self.input_size, 3), np.float32))
+        if probe.ndim != 2 or probe.shape[1] != len(self.labels):
+            raise ModelError(
+                f"labels file {label_file} has {len(self.labels)} labels but model "
+                f"{self.model_file} gives {probe.shape[-1]} outputs")
+
+    @classmethod
+    def from_config(cls, cfg) -> "ColorClassifier":
+        return cls(cfg.model_file, cfg.label_file, cfg.input_layer, cfg.output_layer,
+                   tuple(cfg.classifier_input_size), cfg.top_k, cfg.unknown_threshold,
+                   cfg.threads, cfg.batch_size)
+
+    @property
+    def name(self) -> str:
+        return f"{self.model_file.parent.name}/{self.model_file.name}"
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        with self._lock:
+            return np.asarray(self.runtime(x), dtype=np.float32)
+
+    def predict_proba(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """BGR uint8 crops of any size -> (N, C) probabilities, in batched calls."""
+        if len(crops) == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        out = []
+        for i in range(0, len(crops), self.batch_size):
+            batch = preprocess.scale(preprocess.to_batch(crops[i:i + self.batch_size], self.input_size))
+            out.append(self._run(batch))
+        return np.concatenate(out)
+
+    def top(self, probs: np.ndarray, k: Optional[int] = None) -> List[TopK]:
+        """(N, C) probabilities -> N lists of the k best (label, prob), best first."""
+        k = max(1, min(k or self.top_k, len(self.labels)))
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        return [tuple((self.labels[j], float(p[j])) for j in row) for p, row in zip(probs, order)]
+
+    def decide(self, probs: np.ndarray) -> List[str]:
+        """The colour per crop, or ``"unknown"`` when its top probability is below the threshold."""
+        best = probs.argmax(axis=1)
+        return [self.labels[j] if p[j] >= self.unknown_threshold else UNKNOWN for p, j in zip(probs, best)]
+
+    def classify(self, crops: Sequence[np.ndarray], k: Optional[int] = None) -> List[TopK]:
+        """Top-k (colour, prob) for each crop, in one batched pass."""
+        return self.top(self.predict_proba(crops), k)

@@ -1,0 +1,187 @@
+"""Typed, validated settings from ``config.yaml``.
+
+One schema; unknown keys and bad values fail at start-up with the key's name
+(and the closest valid key when it looks like a typo). Relative paths in a
+config file are relative to that file's folder. Load once, pass the object down.
+
+    >>> cfg = load_config()            # the shipped config.yaml
+    >>> cfg.top_k
+    3
+"""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, List, Literal, Optional, Tuple, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_DIR / "config.yaml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Region(_Section):
+    """A fixed region: pixel coordinates, or 0..1 fractions of the frame size."""
+
+    name: str = ""
+    xyxy: Tuple[float, float, float, float]
+
+    @field_validator("xyxy")
+    @classmethod
+    def _ordered(cls, v):
+        if v[2] <= v[0] or v[3] <= v[1]:
+            raise ValueError(f"x2 > x1 and y2 > y1 required, got {list(v)}")
+        return v
+
+    @property
+    def relative(self) -> bool:
+        return all(0.0 <= c <= 1.0 for c in self.xyxy)
+
+
+class ServerConfig(_Section):
+    """``carcolor serve``: the original server listened on 0.0.0.0:6002."""
+
+    host: str = "0.0.0.0"
+    port: int = Field(6002, ge=0, le=65535)
+    threads: int = Field(4, ge=1, le=256)
+    max_upload_mb: float = Field(10.0, gt=0)
+    max_image_pixels: int = Field(50_000_000, gt=0)
+
+
+class LiveConfig(_Section):
+    """Webcams and network cameras: timeouts and reconnect policy (seconds)."""
+
+    open_timeout: float = Field(10.0, gt=0)
+    read_timeout: float = Field(10.0, gt=0)
+    stall_timeout: float = Field(10.0, gt=0)
+    retry_interval: float = Field(1.0, gt=0)
+    retry_max_interval: float = Field(30.0, gt=0)
+    max_retries: Optional[int] = Field(None, ge=0)
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    stats_interval: float = Field(60.0, gt=0)
+
+
+class Config(_Section):
+    """The whole configuration. The first six keys are the original server's."""
+
+    model_file: Path = Path("models/default/model.onnx")
+    label_file: Path = Path("models/default/labels.txt")
+    input_layer: str = "input_1"
+    output_layer: str = "softmax/Softmax"
+    classifier_input_size: Tuple[int, int] = (224, 224)
+    top_k: int = Field(3, ge=1)
+    unknown_threshold: float = Field(0.0, ge=0.0, le=1.0)
+    threads: int = Field(0, ge=0, description="inference threads; 0 = all cores")
+    batch_size: int = Field(64, ge=1)
+
+    boxes: List[Region] = []
+    detector: Literal["none", "motion", "onnx"] = "none"
+
+    every: int = Field(1, ge=1)
+    start: float = Field(0.0, ge=0)
+    end: Optional[float] = Field(None, gt=0)
+
+    server: ServerConfig = ServerConfig()
+    live: LiveConfig = LiveConfig()
+
+    @field_validator("classifier_input_size", mode="before")
+    @classmethod
+    def _size(cls, v):
+        if isinstance(v, int):
+            return (v, v)
+        return v
+
+    @field_validator("classifier_input_size")
+    @classmethod
+    def _positive(cls, v):
+        if min(v) < 8:
+            raise ValueError(f"must be at least 8 pixels, got {list(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _range(self):
+        if self.end is not None and self.end <= self.start:
+            raise ValueError(f"end ({self.end}) must be after start ({self.start})")
+        return self
+
+    def resolve(self, base: Path) -> "Config":
+        """Paths made absolute against ``base`` (the config file's folder)."""
+        def fix(p: Path) -> Path:
+            return p if p.is_absolute() else (base / p).resolve()
+        return self.model_copy(update={"model_file": fix(self.model_file), "label_file": fix(self.label_file)})
+
+    def override(self, **values: Any) -> "Config":
+        """A copy with command-line values (None = not given) validated like the file's."""
+        given = {k: v for k, v in values.items() if v is not None}
+        if not given:
+            return self
+        data = self.model_dump()
+        data.update(given)
+        return _validate(data, "command line")
+
+
+def _keys_of(model: type, path: Tuple[str, ...]) -> List[str]:
+    for part in path:
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        inner = getattr(ann, "__args__", None)
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        elif inner and isinstance(inner[0], type) and issubclass(inner[0], BaseModel):
+            model = inner[0]
+        else:
+            return []
+    return list(model.model_fields)
+
+
+def _message(err: ValidationError, origin: str) -> str:
+    e = err.errors()[0]
+    loc = [str(p) for p in e["loc"]]
+    key = ".".join(loc) or "(top level)"
+    if e["type"] == "extra_forbidden":
+        names = [p for p in loc if not p.isdigit()]
+        valid = _keys_of(Config, tuple(names[:-1]))
+        close = difflib.get_close_matches(loc[-1], valid, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else f" (valid keys: {', '.join(valid)})"
+        return f"{origin}: unknown key '{key}'{hint}"
+    got = e.get("input")
+    shown = "" if isinstance(got, dict) else f" (got {got!r})"
+    return f"{origin}: bad value for '{key}': {e['msg']}{shown}"
+
+
+def _validate(data: Any, origin: str) -> Config:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a mapping of keys to values, got {type(data).__name__}")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_message(err, origin)) from err
+
+
+def load_config(path: Union[str, Path, None] = None) -> Config:
+    """Read and validate a YAML config; ``None`` means the shipped ``config.yaml``."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise ConfigError(f"config file not found: {path}") from e
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} is not valid YAML") from e
+    return _validate(data, str(path)).resolve(path.resolve().parent)

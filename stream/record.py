@@ -1,0 +1,128 @@
+"""The records that flow through the pipeline.
+
+capture -> ``Frame``; boxes -> ``Cars`` (no colours yet); classify -> ``Cars``
+with colours; the pipeline bundles both into one immutable ``FrameRecord`` that
+every later stage (tracking, overlay, sinks) reads and, when it adds something,
+replaces with ``dataclasses.replace`` instead of writing into it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+TopK = Tuple[Tuple[str, float], ...]
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded picture.
+
+    ``index`` counts frames of the source from 0 (frames skipped by ``--every``
+    keep their numbers); ``timestamp`` is seconds from the start of the source
+    (the container's clock for files, ``time.monotonic()`` since opening for live
+    sources); ``wall`` is the Unix time the frame was captured (live sources
+    only, else None). ``image`` is BGR uint8 (H, W, 3).
+    """
+
+    index: int
+    timestamp: float
+    image: np.ndarray
+    wall: Optional[float] = None
+
+    @property
+    def size(self) -> Tuple[int, int]:
+        """(width, height) in pixels."""
+        return int(self.image.shape[1]), int(self.image.shape[0])
+
+
+@dataclass(frozen=True)
+class Cars:
+    """The cars of one frame, column-wise (supervision's ``Detections`` shape).
+
+    - ``xyxy``: int32 (N, 4) pixel boxes, inside the frame, non-empty.
+    - ``score``: float32 (N,) detector confidence, NaN when unknown.
+    - ``track_id``: int64 (N,), -1 when the car is not tracked.
+    - ``name``: N strings (a configured region's name, else "").
+    - ``top``: N top-k lists of (colour, probability), empty before classifying.
+    - ``color``: N decisions (a colour or "unknown"), empty before classifying.
+    """
+
+    xyxy: np.ndarray
+    score: np.ndarray = None  # type: ignore[assignment]
+    track_id: np.ndarray = None  # type: ignore[assignment]
+    name: Tuple[str, ...] = None  # type: ignore[assignment]
+    top: Tuple[TopK, ...] = ()
+    color: Tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        xyxy = np.array(self.xyxy, dtype=np.int32)  # a copy: the record owns its arrays
+        if xyxy.size == 0:
+            xyxy = xyxy.reshape(0, 4)
+        if xyxy.ndim != 2 or xyxy.shape[1] != 4:
+            raise ValueError(f"xyxy must have shape (N, 4), got {xyxy.shape}")
+        n = len(xyxy)
+        score = np.full(n, np.nan, np.float32) if self.score is None else np.asarray(self.score, np.float32)
+        track = np.full(n, -1, np.int64) if self.track_id is None else np.asarray(self.track_id, np.int64)
+        name = ("",) * n if self.name is None else tuple(self.name)
+        for label, col in (("score", score), ("track_id", track)):
+            if col.shape != (n,):
+                raise ValueError(f"{label} must have shape ({n},), got {col.shape}")
+        if len(name) != n:
+            raise ValueError(f"name must have {n} entries, got {len(name)}")
+        if self.top and len(self.top) != n:
+            raise ValueError(f"top must have {n} entries, got {len(self.top)}")
+        if self.color and len(self.color) != n:
+            raise ValueError(f"color must have {n} entries, got {len(self.color)}")
+        object.__setattr__(self, "xyxy", _readonly(xyxy))
+        object.__setattr__(self, "score", _readonly(score))
+        object.__setattr__(self, "track_id", _readonly(track))
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "top", tuple(tuple((str(c), float(p)) for c, p in t) for t in self.top))
+        object.__setattr__(self, "color", tuple(self.color))
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    @classmethod
+    def empty(cls) -> "Cars":
+        return cls(np.zeros((0, 4), np.int32))
+
+    @property
+    def classified(self) -> bool:
+        return len(self.top) == len(self) and len(self) > 0
+
+    def with_colors(self, top: Sequence[TopK], color: Sequence[str]) -> "Cars":
+        return replace(self, top=tuple(top), color=tuple(color))
+
+    def select(self, mask: np.ndarray) -> "Cars":
+        """The cars where ``mask`` (bool (N,) or indices) holds."""
+        idx = np.arange(len(self))[mask]
+        return Cars(
+            self.xyxy[idx], self.score[idx], self.track_id[idx],
+            tuple(self.name[i] for i in idx),
+            tuple(self.top[i] for i in idx) if self.top else (),
+            tuple(self.color[i] for i in idx) if self.color else (),
+        )
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    """Everything known about one frame; what every stage after capture passes on.
+
+    ``skipped`` counts boxes dropped as empty or degenerate; ``events`` carries
+    extra log lines a stage wants written with this frame (tracking's finished
+    cars, line counts), as plain JSON-able dicts.
+    """
+
+    source: str
+    frame: Frame
+    cars: Cars
+    skipped: int = 0
+    events: Tuple[Mapping, ...] = field(default_factory=tuple)
