@@ -1,0 +1,139 @@
+"""``carcolor`` / ``python -m stream``: a thin command line over the library.
+
+    carcolor run --source traffic.mp4 --output out.mp4 --log colors.jsonl
+    carcolor classify car1.jpg car2.png
+    carcolor serve                       # the original HTTP API on port 6002
+    carcolor train --data ../shared/datasets/traffic-colors --out models/NAME
+    carcolor evaluate --data DIR [--model FILE --labels FILE]
+
+Expected errors print one line (``carcolor: error: ...``) and exit 2; Ctrl-C
+or SIGTERM stops cleanly (outputs finalised) and exits 130.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from .errors import CarcolorError, ImageError
+
+# Subcommands whose module owns its own argument parser: name -> (module, help).
+DELEGATED = {
+    "serve": ("stream.server", "serve the original HTTP API (POST / with an image) on port 6002"),
+    "train": ("stream.train", "train a colour model on labelled photos"),
+    "evaluate": ("stream.evaluate", "measure a colour model on labelled photos"),
+    "report": ("stream.report", "per-colour table and chart from a JSON Lines log"),
+}
+
+
+def _config(args):
+    from .config import load_config
+
+    return load_config(args.config)
+
+
+def cmd_run(args) -> int:
+    from .pipeline import run
+
+    cfg = _config(args).override(every=args.every, start=args.start, end=args.end, top_k=args.top_k,
+                                 model_file=args.model, label_file=args.labels)
+    summary = run(cfg, args.source, boxes_file=args.boxes, output=args.output, log=args.log,
+                  show=args.show, progress=not args.quiet)
+    print(summary, file=sys.stderr)
+    return 0
+
+
+def read_image(path: str):
+    """A BGR image from a file, or ``ImageError`` naming the file."""
+    import cv2
+    import numpy as np
+
+    p = Path(path)
+    if not p.is_file():
+        raise ImageError(f"image not found: {p}")
+    data = np.fromfile(str(p), np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise ImageError(f"cannot decode image {p}: not a JPEG/PNG/BMP/WebP image or corrupt")
+    return image
+
+
+def cmd_classify(args) -> int:
+    from .classify import ColorClassifier
+    from .sinks import colors_json
+
+    cfg = _config(args).override(top_k=args.top_k, model_file=args.model, label_file=args.labels)
+    images = [read_image(p) for p in args.images]  # all decodable before the model loads
+    clf = ColorClassifier.from_config(cfg)
+    probs = clf.predict_proba(images)
+    for path, top, decision in zip(args.images, clf.top(probs), clf.decide(probs)):
+        print(json.dumps({"image": path, "colors": colors_json(top), "color": decision}))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="carcolor", description="Recognise the colour of cars in video.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p):
+        p.add_argument("--config", default=None, help="YAML config (default: the shipped config.yaml)")
+        p.add_argument("--model", type=Path, default=None, help="model file (.onnx, .keras, .pb); overrides config")
+        p.add_argument("--labels", type=Path, default=None, help="labels file; overrides config")
+        p.add_argument("--top-k", type=int, default=None, help="colours per car (default from config: 3)")
+
+    run = sub.add_parser("run", help="process a video file, webcam or stream")
+    run.add_argument("--source", required=True, help="video file, webcam index (0) or rtsp:// / http:// URL")
+    common(run)
+    run.add_argument("--boxes", help="detections file: JSON Lines or MOT det.txt")
+    run.add_argument("--output", help="annotated video to write (.mp4)")
+    run.add_argument("--log", help="JSON Lines log to append to")
+    run.add_argument("--show", action="store_true", help="show a live window (q quits)")
+    run.add_argument("--every", type=int, default=None, help="process every Nth frame (files)")
+    run.add_argument("--start", type=float, default=None, help="start at this many seconds (files)")
+    run.add_argument("--end", type=float, default=None, help="stop at this many seconds (files)")
+    run.add_argument("--quiet", action="store_true", help="no progress line")
+    run.set_defaults(func=cmd_run)
+
+    cls = sub.add_parser("classify", help="print the colours of car images as JSON, one line each")
+    cls.add_argument("images", nargs="+", help="image files (JPEG, PNG...)")
+    common(cls)
+    cls.set_defaults(func=cmd_classify)
+
+    for name, (_, text) in DELEGATED.items():
+        sub.add_parser(name, help=text, add_help=False)
+    return parser
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        try:
+            module = importlib.import_module(DELEGATED[argv[0]][0])
+        except ModuleNotFoundError as e:
+            print(f"carcolor: error: '{argv[0]}' is not available in this install ({e})", file=sys.stderr)
+            return 2
+        return module.main(argv[1:])
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return args.func(args)
+    except CarcolorError as e:
+        print(f"carcolor: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("carcolor: interrupted, outputs closed", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Where results go: a JSON Lines log, an annotated video, a live window.
+
+Each sink is a context manager that streams: opened on the first frame, written
+per frame, finalised on close (also on Ctrl-C or an exception, as the pipeline
+closes them in ``finally``). Nothing is collected in memory.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import threading
+from pathlib import Path
+from typing import Dict, Iterator, List, Mapping, Optional, Tuple, Union
+
+import cv2
+import numpy as np
+
+from .errors import CarcolorError, SourceError
+from .record import FrameRecord
+
+
+def colors_json(top) -> List[Dict]:
+    """Top-k as the original server answered: ``[{"color": ..., "prob": ...}, ...]``."""
+    return [{"color": c, "prob": round(float(p), 6)} for c, p in top]
+
+
+def record_json(record: FrameRecord) -> Dict:
+    """One log line for a frame: where each car is and its colours."""
+    cars = record.cars
+    out = []
+    for i in range(len(cars)):
+        car: Dict = {"box": cars.xyxy[i].tolist()}
+        if cars.track_id[i] >= 0:
+            car["id"] = int(cars.track_id[i])
+        if not math.isnan(cars.score[i]):
+            car["score"] = round(float(cars.score[i]), 4)
+        if cars.name[i]:
+            car["name"] = cars.name[i]
+        if cars.color:
+            car["color"] = cars.color[i]
+            car["colors"] = colors_json(cars.top[i])
+        out.append(car)
+    line = {"source": record.source, "frame": record.frame.index, "t": round(record.frame.timestamp, 4)}
+    if record.frame.wall is not None:
+        line["wall"] = round(record.frame.wall, 3)
+    line["cars"] = out
+    if record.skipped:
+        line["skipped"] = record.skipped
+    return line
+
+
+class JsonlLog:
+    """Appends one JSON object per line, flushed per write: a kill loses nothing written.
+
+    Each line goes out in a single ``write`` of the whole line, so no torn line is
+    left behind by a crash; a torn last line from an earlier power loss is closed
+    with a newline before appending. Thread-safe (capture threads write events).
+    """
+
+    def __init__(self, path: Union[str, Path]):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self.lines = 0
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as e:
+            raise CarcolorError(f"cannot write log {self.path}: {e.strerror}") from e
+        self._fd: Optional[int] = fd
+        size = os.fstat(fd).st_size
+        if size:
+            with open(self.path, "rb") as f:
+                f.seek(size - 1)
+                if f.read(1) != b"\n":
+                    os.write(fd, b"\n")
+
+    def write(self, obj: Mapping) -> None:
+        data = (json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n").encode()
+        with self._lock:
+            if self._fd is None:
+                return
+            view = memoryview(data)
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+            self.lines += 1
+
+    def __call__(self, record: FrameRecord) -> None:
+        for event in record.events:
+            self.write(event)
+        self.write(record_json(record))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.fsync(self._fd)
+                os.close(self._fd)
+                self._fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence FFmpeg's C-level chatter while probing for an encoder."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def open_writer(path: Path, fps: float, size: Tuple[int, int], codecs=("avc1", "mp4v")) -> Tuple[cv2.VideoWriter, str]:
+    """A VideoWriter with the first codec that works (H.264 when available, else MPEG-4 Part 2)."""
+    for codec in codecs:
+        with _quiet_stderr():
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, size)
+        if writer.isOpened():
+            return writer, codec
+        writer.release()
+    raise CarcolorError(f"cannot write video {path}: no working encoder among {', '.join(codecs)}")
+
+
+class VideoSink:
+    """An annotated video with the input's fps and frame size, opened on the first frame.
+
+    A live source that comes back at another size after a reconnect is scaled
+    to the size the file was opened with (a video file has one size).
+    """
+
+    def __init__(self, path: Union[str, Path], fps: float):
+        self.path = Path(path)
+        self.fps = fps if fps and fps > 0 else 25.0
+        self.size: Optional[Tuple[int, int]] = None
+        self.codec = ""
+        self.frames = 0
+        self._writer: Optional[cv2.VideoWriter] = None
+        if self.path.suffix.lower() not in (".mp4", ".m4v", ".mov", ".avi", ".mkv"):
+            raise CarcolorError(f"output video {self.path} must end in .mp4, .mov, .m4v, .avi or .mkv")
+        if not self.path.parent.exists():
+            raise CarcolorError(f"output folder does not exist: {self.path.parent}")
+
+    def write(self, image: np.ndarray) -> None:
+        h, w = image.shape[:2]
+        if self._writer is None:
+            self.size = (w, h)
+            self._writer, self.codec = open_writer(self.path, self.fps, self.size)
+        if (w, h) != self.size:
+            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+        self._writer.write(image)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Window:
+    """A live window (needs a GUI build of OpenCV: ``pip install opencv-python``); q or Esc quits."""
+
+    def __init__(self, title: str = "carcolor"):
+        self.title = title
+        self.quit = False
+        self._open = False
+
+    def write(self, image: np.ndarray) -> None:
+        try:
+            if not self._open:
+                cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
+                self._open = True
+            cv2.imshow(self.title, image)
+            key = cv2.waitKey(1) & 0xFF
+        except cv2.error as e:
+            raise CarcolorError("--show needs OpenCV with GUI support and a display "
+                                "(pip install opencv-python; set DISPLAY)") from e
+        if key in (ord("q"), 27):
+            self.quit = True
+
+    def close(self) -> None:
+        if self._open:
+            with contextlib.suppress(cv2.error):
+                cv2.destroyWindow(self.title)
+            self._open = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
