@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -114,6 +115,9 @@ def _terminate(signum, frame):
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Our errors say what went wrong; OpenCV's and TensorFlow's own chatter only adds noise.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if argv and argv[0] in DELEGATED:
         try:
             module = importlib.import_module(DELEGATED[argv[0]][0])

@@ -49,7 +49,8 @@ class Progress:
         self.enabled = enabled
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.start = time.monotonic()
-        self._last = 0.0
+        self._last = self.start  # first line after one interval, when fps means something
+        self._printed = False
         self.done = 0
 
     def fps(self) -> float:
@@ -61,7 +62,7 @@ class Progress:
         now = time.monotonic()
         if not self.enabled or now - self._last < (0.5 if self.tty else 5.0):
             return
-        self._last = now
+        self._last, self._printed = now, True
         fps = self.fps()
         if self.total:
             eta = (self.total - done) / fps if fps > 0 else 0.0
@@ -72,7 +73,7 @@ class Progress:
         self.stream.flush()
 
     def close(self) -> None:
-        if self.enabled and self.tty and self._last:
+        if self.enabled and self.tty and self._printed:
             self.stream.write("\n")
             self.stream.flush()
 

@@ -1,0 +1,96 @@
+"""ColorClassifier: three model formats agree, batches equal singles, bad models are named."""
+import numpy as np
+import pytest
+
+from conftest import LABELS
+from stream import preprocess
+from stream.classify import ColorClassifier, load_labels
+from stream.errors import ModelError
+
+
+def crops(n=7, seed=0):
+    rng = np.random.default_rng(seed)
+    shapes = [(50, 80), (100, 30), (32, 32), (17, 200), (240, 240), (9, 9), (64, 48)]
+    return [rng.integers(0, 256, (*shapes[i % len(shapes)], 3), dtype=np.uint8) for i in range(n)]
+
+
+def test_frozen_graph_keras_and_onnx_agree(tiny_model):
+    probs = {k: ColorClassifier(tiny_model[k], tiny_model["labels"]).predict_proba(crops())
+             for k in ("keras", "pb", "onnx")}
+    assert probs["keras"].shape == (7, len(LABELS))
+    np.testing.assert_allclose(probs["pb"], probs["keras"], atol=1e-5)
+    np.testing.assert_allclose(probs["onnx"], probs["keras"], atol=1e-5)
+    assert np.allclose(probs["keras"].sum(axis=1), 1.0, atol=1e-5)
+    # The random model must still tell crops apart, or the comparison proves nothing.
+    assert np.ptp(probs["keras"], axis=0).max() > 1e-3
+
+
+@pytest.mark.parametrize("kind", ["onnx", "keras", "pb"])
+def test_batched_equals_one_by_one(tiny_model, kind):
+    clf = ColorClassifier(tiny_model[kind], tiny_model["labels"], batch_size=4)
+    cs = crops(9)
+    batched = clf.predict_proba(cs)
+    single = np.concatenate([clf.predict_proba([c]) for c in cs])
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+
+
+def test_input_size_comes_from_the_model(tiny_model):
+    clf = ColorClassifier(tiny_model["onnx"], tiny_model["labels"], input_size=224)
+    assert clf.input_size == 32
+
+
+def test_top_k_sorted_and_decision(tiny_model):
+    clf = ColorClassifier(tiny_model["onnx"], tiny_model["labels"], top_k=3)
+    probs = clf.predict_proba(crops(3))
+    for p, top in zip(probs, clf.top(probs)):
+        assert len(top) == 3
+        assert [c for c, _ in top] == [LABELS[j] for j in np.argsort(-p)[:3]]
+        assert top[0][1] >= top[1][1] >= top[2][1]
+    assert clf.decide(probs) == [LABELS[j] for j in probs.argmax(1)]
+    strict = ColorClassifier(tiny_model["onnx"], tiny_model["labels"], unknown_threshold=0.99)
+    assert strict.decide(probs) == ["unknown"] * 3
+    assert len(clf.top(probs, k=100)[0]) == len(LABELS)
+
+
+def test_preprocess_centre_crops_then_resizes():
+    img = np.zeros((40, 100, 3), np.uint8)
+    img[:, 30:70] = (255, 0, 0)  # a blue (BGR) centre square, red-free borders
+    img[:, :30] = (0, 0, 255)
+    batch = preprocess.to_batch([img], 8)
+    assert batch.shape == (1, 8, 8, 3)
+    assert (batch[0, :, :, 2] == 255).all() and (batch[0, :, :, 0] == 0).all()  # RGB order, centre only
+    scaled = preprocess.scale(batch)
+    assert scaled.dtype == np.float32 and scaled.min() == -1.0 and scaled.max() == 1.0
+
+
+def test_labels_count_must_match(tiny_model, tmp_path):
+    bad = tmp_path / "labels.txt"
+    bad.write_text("red\nblue\n")
+    with pytest.raises(ModelError, match="2 labels but model .* 10 outputs"):
+        ColorClassifier(tiny_model["onnx"], bad)
+
+
+def test_cp1251_labels(tmp_path):
+    p = tmp_path / "l.txt"
+    p.write_bytes("белый\nчерный\n".encode("cp1251"))
+    assert load_labels(p) == ["белый", "черный"]
+
+
+@pytest.mark.parametrize("name, content, fragment", [
+    ("model.h5", b"\x89HDF\r\n", "unknown model kind"),
+    ("model.pb", b"\xff\xd8\xff\xe0 a jpeg, not a graph", "not a TensorFlow frozen graph"),
+    ("model.onnx", b"garbage" * 10, "cannot load ONNX model"),
+    ("model.keras", b"not a zip", "not a Keras model"),
+])
+def test_wrong_model_files(tmp_path, tiny_model, name, content, fragment):
+    p = tmp_path / name
+    p.write_bytes(content)
+    with pytest.raises(ModelError, match=fragment):
+        ColorClassifier(p, tiny_model["labels"])
+
+
+def test_missing_model_and_wrong_tensor_names(tmp_path, tiny_model):
+    with pytest.raises(ModelError, match="not found"):
+        ColorClassifier(tmp_path / "none.onnx", tiny_model["labels"])
+    with pytest.raises(ModelError, match="output_layer 'logits' is not a node"):
+        ColorClassifier(tiny_model["pb"], tiny_model["labels"], output_layer="logits")

@@ -1,0 +1,40 @@
+"""The overlay is legible and stays inside the frame at any resolution."""
+import numpy as np
+import pytest
+
+from stream.overlay import Overlay
+from stream.record import Cars, Frame, FrameRecord
+
+
+def record(w, h, boxes):
+    cars = Cars(boxes, track_id=[-1] * len(boxes)).with_colors(
+        [(("red", 0.91), ("bordeaux", 0.05), ("black", 0.01))] * len(boxes), ["red"] * len(boxes))
+    return FrameRecord("test", Frame(0, 0.0, np.full((h, w, 3), 128, np.uint8)), cars)
+
+
+@pytest.mark.parametrize("w, h", [(160, 120), (640, 360), (1920, 1080), (3840, 2160)])
+def test_labels_drawn_inside_frame(w, h):
+    boxes = [[0, 0, w // 4, h // 4], [w - w // 5, h - h // 5, w, h], [w // 3, h // 3, w // 2, h // 2]]
+    rec = record(w, h, boxes)
+    img = rec.frame.image
+    out = Overlay(show=2).draw(img, rec)
+    assert out.shape == img.shape and out is not img
+    assert (img == 128).all()  # the input is not drawn on
+    changed = (out != 128).any(axis=2)
+    assert changed.any()
+    # The label of the top-left box could not go above it: it is drawn inside the box's top.
+    assert changed[: h // 8, : w // 4].any()
+
+
+def test_text_scales_with_resolution():
+    small = Overlay()._metrics(320, 240)
+    big = Overlay()._metrics(3840, 2160)
+    assert big[0] > 3 * small[0] and big[1] > small[1]
+
+
+def test_unknown_and_swatches():
+    rec = record(400, 300, [[100, 100, 300, 250]])
+    unknown = FrameRecord(rec.source, rec.frame, rec.cars.with_colors(rec.cars.top, ["unknown"]))
+    lines = Overlay(show=2).label_lines(unknown, 0)
+    assert lines[0] == ("unknown", "unknown") and lines[1][0].startswith("red 91%")
+    assert Overlay(show=2).label_lines(rec, 0) == [("red 91%", "red"), ("bordeaux 5%", "bordeaux")]
