@@ -1,0 +1,524 @@
+"""``carcolor serve``: the car-colour HTTP API, compatible with the original Flask server.
+
+The original's call keeps working byte for byte::
+
+    curl "http://127.0.0.1:6002" -H "Content-Type: multipart/form-data" --form "image=@car.jpg"
+    {"colors":[{"color":"orange","prob":0.9554577},{"color":"red","prob":0.03},...],"color":"orange"}
+
+``colors`` is the original's top-k list (best first, ``prob`` a JSON number);
+``color`` is new: the decision (the top colour, or ``"unknown"`` when its
+probability is below ``unknown_threshold``). Old callers never look at it.
+
+Endpoints (described at ``GET /openapi.json``):
+
+- ``POST /``          one ``image`` field -> ``{"colors": [...], "color": ...}``
+- ``POST /classify``  several ``image`` fields -> ``{"results": [one per image, in order]}``,
+  all crops in one batched model call; or one scene image plus a ``boxes`` field
+  (JSON ``[[x1, y1, x2, y2], ...]`` in pixels) -> one result per box.
+  ``?top_k=N`` (1..number of labels) on both POST endpoints.
+- ``GET /health``, ``GET /labels``, ``GET /openapi.json``.
+
+Every client mistake gets a 4xx with ``{"error": "..."}``: 400 (no image, empty
+or corrupt file, bad ``boxes``/``top_k``), 413 (request over
+``server.max_upload_mb``, or an image whose header claims more than
+``server.max_image_pixels`` pixels, refused before decoding), 415 (not JPEG or
+PNG), 404, 405. A 5xx means a bug in carcolor.
+
+Why waitress. It is a production WSGI server in pure Python that runs one
+process with ``server.threads`` worker threads. One process means the model is
+built once, in :func:`create_app`, and shared by all threads: ONNX Runtime and
+OpenCV release the GIL, so image decoding overlaps across threads while model
+calls are serialised on the classifier's lock, each using all ``threads``
+inference cores. gunicorn's pre-fork workers would each hold a copy of the model
+and its own intra-op thread pool (N x memory, N x oversubscribed cores); ONNX
+Runtime sessions are not fork-safe, so ``--preload`` cannot share one; and
+gunicorn does not run on Windows. Waitress also buffers each request body before
+the app sees it, so slow clients never hold a worker thread.
+
+Library use (no CLI needed)::
+
+    >>> from stream.config import load_config                         # doctest: +SKIP
+    >>> app = create_app(load_config())                                # doctest: +SKIP
+    >>> serve(app, load_config())                                      # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from werkzeug.datastructures import FileStorage
+from werkzeug.exceptions import HTTPException
+
+from . import imageio
+from .classify import ColorClassifier
+from .config import Config, load_config
+from .errors import CarcolorError, ImageError
+
+log = logging.getLogger("carcolor.server")
+
+MB = 1024 * 1024
+MAX_BOXES = 1024          # boxes per scene image
+MAX_IMAGES = 256          # image fields per /classify request
+_EXT = "carcolor"
+
+
+class ApiError(Exception):
+    """A client mistake: answered with ``status`` and ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class _State:
+    """What the app keeps between requests: built once in ``create_app``."""
+
+    cfg: Config
+    classifier: ColorClassifier
+    started: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stats: Dict[str, int] = field(default_factory=lambda: dict(
+        requests=0, images=0, crops=0, model_calls=0, client_errors=0, server_errors=0))
+
+    def count(self, **inc: int) -> None:
+        with self.lock:
+            for k, v in inc.items():
+                self.stats[k] += v
+
+    def predict(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """All crops of a request in one ``predict_proba`` call (batched by ``batch_size``)."""
+        probs = self.classifier.predict_proba(crops)
+        self.count(crops=len(crops), model_calls=math.ceil(len(crops) / self.classifier.batch_size))
+        return probs
+
+
+def max_upload_bytes(cfg: Config) -> int:
+    """``server.max_upload_mb`` in bytes (1 MB = 2**20 bytes)."""
+    return int(cfg.server.max_upload_mb * MB)
+
+
+def create_app(cfg: Optional[Config] = None, classifier: Optional[ColorClassifier] = None) -> Flask:
+    """The Flask app with its ``ColorClassifier`` built once, here (never per request).
+
+    ``classifier`` lets a caller (a test, or an app serving several endpoints)
+    pass one already built; by default it comes from ``cfg``'s model keys.
+    Raises ``ModelError``/``ConfigError`` for a model that cannot be loaded.
+    """
+    cfg = cfg if cfg is not None else load_config()
+    clf = classifier if classifier is not None else ColorClassifier.from_config(cfg)
+    app = Flask("carcolor")
+    app.config["MAX_CONTENT_LENGTH"] = max_upload_bytes(cfg)
+    app.json.sort_keys = False       # "colors" first, as the original
+    app.json.compact = True
+    app.extensions[_EXT] = _State(cfg, clf)
+    app.register_blueprint(_api)
+    app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+    return app
+
+
+def _state() -> _State:
+    return current_app.extensions[_EXT]
+
+
+# --- errors: always JSON ------------------------------------------------------------------
+
+def _error(status: int, message: str, headers: Optional[Dict[str, str]] = None) -> Response:
+    resp = jsonify(error=message)
+    resp.status_code = status
+    for k, v in (headers or {}).items():
+        resp.headers[k] = v
+    if 400 <= status < 500:
+        _state().count(client_errors=1)
+    return resp
+
+
+def _api_error(e: ApiError) -> Response:
+    return _error(e.status, e.message)
+
+
+_MESSAGES = {
+    404: lambda e: f"no such endpoint: {request.path} (see GET /openapi.json)",
+    405: lambda e: f"method {request.method} not allowed on {request.path}; "
+                   f"allowed: {', '.join(sorted(e.valid_methods or []))}",
+    413: lambda e: (f"request body larger than the {_state().cfg.server.max_upload_mb:g} MB limit"
+                    if (request.content_length or 0) > max_upload_bytes(_state().cfg) else e.description),
+}
+
+
+def _http_error(e: HTTPException) -> Response:
+    code = e.code or 500
+    message = _MESSAGES[code](e) if code in _MESSAGES else (e.description or e.name)
+    headers = {k: v for k, v in e.get_headers() if k.lower() not in ("content-type", "content-length")}
+    return _error(code, message, headers)
+
+
+def _unexpected(e: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    _state().count(server_errors=1)
+    return _error(500, "internal server error")
+
+
+# --- request parsing ------------------------------------------------------------------------
+
+def _top_k(default: int) -> int:
+    raw = request.args.get("top_k")
+    n = len(_state().classifier.labels)
+    if raw is None:
+        return default
+    try:
+        k = int(raw)
+    except ValueError:
+        raise ApiError(400, f"top_k must be an integer from 1 to {n}, got {raw[:40]!r}") from None
+    if not 1 <= k <= n:
+        raise ApiError(400, f"top_k must be from 1 to {n} (the number of labels), got {k}")
+    return k
+
+
+def _uploads() -> List[FileStorage]:
+    files = request.files.getlist("image")
+    if not files:
+        if "image" in request.form:
+            raise ApiError(400, "field 'image' must be a file upload (curl --form \"image=@car.jpg\")")
+        raise ApiError(400, "no 'image' field: send multipart/form-data with the image file "
+                            "in a field named 'image' (curl --form \"image=@car.jpg\")")
+    if len(files) > MAX_IMAGES:
+        raise ApiError(413, f"at most {MAX_IMAGES} images per request, got {len(files)}")
+    return files
+
+
+def _decode_all(files: Sequence[FileStorage]) -> List[np.ndarray]:
+    """Read, size-check (headers only, before any decoding) and decode every upload."""
+    max_px = _state().cfg.server.max_image_pixels
+    several = len(files) > 1
+    blobs, infos = [], []
+    for i, fs in enumerate(files):
+        where = f"image {i + 1} ({fs.filename or 'no name'})" if several else "image"
+        data = fs.read()
+        if not data:
+            raise ApiError(400, f"{where} is an empty file")
+        try:
+            info = imageio.probe(data)
+            imageio.check_size(info, max_px)
+        except ImageError as e:
+            raise _image_error(e, where) from e
+        blobs.append(data)
+        infos.append(info)
+    total = sum(i.pixels for i in infos)
+    if total > max_px:
+        raise ApiError(413, f"images total {total:,} pixels, more than the limit of {max_px:,} per request")
+    images = []
+    for i, (data, info) in enumerate(zip(blobs, infos)):
+        where = f"image {i + 1} ({files[i].filename or 'no name'})" if several else "image"
+        try:
+            imageio.check_integrity(data, info)
+            images.append(imageio.decode_pixels(data, info))
+        except ImageError as e:
+            raise _image_error(e, where) from e
+    return images
+
+
+def _image_error(e: ImageError, where: str) -> ApiError:
+    status = 413 if isinstance(e, imageio.ImageTooLarge) else 415 if isinstance(e, imageio.UnsupportedImage) else 400
+    return ApiError(status, f"{where}: {e}")
+
+
+def _boxes_field() -> Optional[str]:
+    if "boxes" in request.files:
+        return request.files["boxes"].read(MB).decode("utf-8", "replace")
+    return request.form.get("boxes")
+
+
+def _parse_boxes(raw: str, width: int, height: int) -> List[Tuple[int, int, int, int]]:
+    """``[[x1, y1, x2, y2], ...]`` pixels inside the image -> integer crop boxes."""
+    try:
+        boxes = json.loads(raw)
+    except ValueError as e:
+        raise ApiError(400, f"boxes is not valid JSON: {e}") from None
+    if not isinstance(boxes, list):
+        raise ApiError(400, "boxes must be a JSON list of [x1, y1, x2, y2] boxes")
+    if len(boxes) > MAX_BOXES:
+        raise ApiError(400, f"at most {MAX_BOXES} boxes per image, got {len(boxes)}")
+    out = []
+    for i, b in enumerate(boxes):
+        if (not isinstance(b, list) or len(b) != 4
+                or not all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in b)):
+            raise ApiError(400, f"box {i} must be [x1, y1, x2, y2] (4 numbers), got {json.dumps(b)[:80]}")
+        x1, y1, x2, y2 = b
+        if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
+            raise ApiError(400, f"box {i} {json.dumps(b)} is empty or outside the {width}x{height} image "
+                                f"(need 0 <= x1 < x2 <= {width}, 0 <= y1 < y2 <= {height})")
+        out.append((int(math.floor(x1)), int(math.floor(y1)), int(math.ceil(x2)), int(math.ceil(y2))))
+    return out
+
+
+def _results(probs: np.ndarray, k: int) -> List[Dict[str, Any]]:
+    clf = _state().classifier
+    return [{"colors": [{"color": c, "prob": _prob(p)} for c, p in top], "color": decision}
+            for top, decision in zip(clf.top(probs, k), clf.decide(probs))]
+
+
+def _prob(p: float) -> float:
+    """float32's shortest decimal, as the original printed it: 0.9554577, not 0.95545768737."""
+    return float(str(np.float32(p)))
+
+
+# --- endpoints --------------------------------------------------------------------------
+
+_api = Blueprint("carcolor", __name__)
+
+
+@_api.before_request
+def _count_request():
+    _state().count(requests=1)
+
+
+@_api.route("/", methods=["POST"])
+def classify_one():
+    """The original endpoint: one image -> ``{"colors": [...top-k...], "color": decision}``."""
+    st = _state()
+    k = _top_k(st.classifier.top_k)
+    files = _uploads()
+    if len(files) > 1:
+        raise ApiError(400, f"POST / takes one 'image' field, got {len(files)}; use POST /classify for several")
+    if _boxes_field() is not None:
+        raise ApiError(400, "boxes are accepted by POST /classify, not POST /")
+    images = _decode_all(files)
+    st.count(images=1)
+    return jsonify(_results(st.predict(images), k)[0])
+
+
+@_api.route("/classify", methods=["POST"])
+def classify_many():
+    """Several images (one result each, in order) or one scene image + boxes (one per box)."""
+    st = _state()
+    k = _top_k(st.classifier.top_k)
+    files = _uploads()
+    raw_boxes = _boxes_field()
+    if raw_boxes is not None and len(files) != 1:
+        raise ApiError(400, f"boxes need exactly one scene image, got {len(files)} 'image' fields")
+    images = _decode_all(files)
+    st.count(images=len(images))
+    if raw_boxes is None:
+        return jsonify(results=_results(st.predict(images), k))
+    scene = images[0]
+    boxes = _parse_boxes(raw_boxes, scene.shape[1], scene.shape[0])
+    crops = [scene[y1:y2, x1:x2] for x1, y1, x2, y2 in boxes]
+    results = _results(st.predict(crops), k) if crops else []
+    for r, b in zip(results, boxes):
+        r["box"] = list(b)
+    return jsonify(results=results)
+
+
+@_api.route("/health", methods=["GET"])
+def health():
+    st = _state()
+    clf = st.classifier
+    with st.lock:
+        stats = dict(st.stats)
+    return jsonify(status="ok", model=clf.name, labels=list(clf.labels), input_size=clf.input_size,
+                   top_k=clf.top_k, unknown_threshold=clf.unknown_threshold,
+                   uptime_s=round(time.monotonic() - st.started, 3), threads=st.cfg.server.threads,
+                   max_upload_mb=st.cfg.server.max_upload_mb, max_image_pixels=st.cfg.server.max_image_pixels,
+                   stats=stats)
+
+
+@_api.route("/labels", methods=["GET"])
+def labels():
+    return jsonify(labels=list(_state().classifier.labels))
+
+
+@_api.route("/openapi.json", methods=["GET"])
+def openapi():
+    return jsonify(openapi_spec(_state()))
+
+
+def openapi_spec(st: _State) -> Dict[str, Any]:
+    """The OpenAPI 3.0 description of this server (labels and limits filled in)."""
+    labels_ = list(st.classifier.labels)
+    n = len(labels_)
+    s = st.cfg.server
+    ref = lambda name: {"$ref": f"#/components/schemas/{name}"}  # noqa: E731
+    json_of = lambda schema: {"application/json": {"schema": schema}}  # noqa: E731
+    errors = {str(c): {"description": d, "content": json_of(ref("Error"))} for c, d in (
+        ("400", "No image field, empty or corrupt image, bad boxes or top_k"),
+        ("405", "Wrong method"),
+        ("413", f"Request over {s.max_upload_mb:g} MB, or an image over {s.max_image_pixels:,} pixels"),
+        ("415", "Not a JPEG or PNG image"))}
+    top_k = {"name": "top_k", "in": "query", "required": False,
+             "description": f"colours per result (default {st.classifier.top_k})",
+             "schema": {"type": "integer", "minimum": 1, "maximum": n}}
+    image = {"type": "string", "format": "binary", "description": "a JPEG or PNG file"}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "carcolor", "version": "1",
+                 "description": "Car colour recognition. Compatible with the original server's POST /."},
+        "paths": {
+            "/": {"post": {
+                "summary": "Colours of one car image (the original API)",
+                "operationId": "classifyOne",
+                "parameters": [top_k],
+                "requestBody": {"required": True, "content": {"multipart/form-data": {
+                    "schema": {"type": "object", "required": ["image"], "properties": {"image": image}}}}},
+                "responses": {"200": {"description": "top colours and the decision",
+                                      "content": json_of(ref("Result"))}, **errors}}},
+            "/classify": {"post": {
+                "summary": "Several car images, or one scene image with boxes, in one model call",
+                "operationId": "classifyMany",
+                "parameters": [top_k],
+                "requestBody": {"required": True, "content": {"multipart/form-data": {
+                    "schema": {"type": "object", "required": ["image"], "properties": {
+                        "image": {"type": "array", "items": image, "maxItems": MAX_IMAGES,
+                                  "description": "one or more images (repeat the field)"},
+                        "boxes": {"type": "string", "description":
+                                  "JSON [[x1, y1, x2, y2], ...] pixel boxes on one scene image"}}},
+                    "encoding": {"image": {"contentType": "image/jpeg, image/png"}}}}},
+                "responses": {"200": {"description": "one result per image (or per box), in order",
+                                      "content": json_of({"type": "object", "required": ["results"],
+                                                          "properties": {"results": {
+                                                              "type": "array", "items": ref("Result")}}})},
+                              **errors}}},
+            "/health": {"get": {"summary": "Liveness, model and counters", "operationId": "health",
+                                "responses": {"200": {"description": "server is up",
+                                                      "content": json_of({"type": "object"})}}}},
+            "/labels": {"get": {"summary": "The model's colours", "operationId": "labels",
+                                "responses": {"200": {"description": "labels in output order",
+                                                      "content": json_of({"type": "object", "properties": {
+                                                          "labels": {"type": "array",
+                                                                     "items": {"type": "string"}}}})}}}},
+            "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
+                                      "responses": {"200": {"description": "OpenAPI 3.0 document",
+                                                            "content": json_of({"type": "object"})}}}},
+        },
+        "components": {"schemas": {
+            "Color": {"type": "object", "required": ["color", "prob"], "properties": {
+                "color": {"type": "string", "enum": labels_},
+                "prob": {"type": "number", "minimum": 0, "maximum": 1}}},
+            "Result": {"type": "object", "required": ["colors", "color"], "properties": {
+                "colors": {"type": "array", "items": ref("Color"), "minItems": 1, "maxItems": n,
+                           "description": "best first"},
+                "color": {"type": "string", "enum": labels_ + ["unknown"],
+                          "description": "the decision: top colour, or unknown below unknown_threshold"},
+                "box": {"type": "array", "items": {"type": "integer"}, "minItems": 4, "maxItems": 4,
+                        "description": "the crop box, for requests with boxes"}}},
+            "Error": {"type": "object", "required": ["error"],
+                      "properties": {"error": {"type": "string"}}},
+        }},
+    }
+
+
+# --- the WSGI server ------------------------------------------------------------------------
+
+def make_server(app: Flask, cfg: Config):
+    """A bound (not yet running) waitress server for ``app`` on ``cfg.server``'s host and port.
+
+    Waitress refuses bodies over twice the app's limit as soon as it reads the
+    Content-Length header (so a 1 GB upload is never buffered); bodies between
+    the limit and that are read and refused by Flask. Both answer 413 in JSON.
+    """
+    from waitress import create_server
+
+    limit = max_upload_bytes(cfg)
+    server = create_server(
+        app, host=cfg.server.host, port=cfg.server.port, threads=cfg.server.threads,
+        max_request_body_size=2 * limit + MB, ident="carcolor", channel_timeout=60,
+        asyncore_use_poll=True, clear_untrusted_proxy_headers=True)
+    _json_errors(server)
+    return server
+
+
+def _json_errors(server) -> None:
+    """Make waitress's own error answers (413, 400 bad framing, ...) JSON too."""
+    from waitress.channel import HTTPChannel
+    from waitress.task import ErrorTask
+
+    class JsonErrorTask(ErrorTask):
+        def execute(self):
+            e = self.request.error
+            body = json.dumps({"error": f"{e.reason}: {e.body}"}).encode()
+            self.status = f"{e.code} {e.reason}"
+            self.response_headers.append(("Content-Type", "application/json"))
+            self.set_close_on_finish()
+            self.content_length = len(body)
+            self.write(body)
+
+    class JsonChannel(HTTPChannel):
+        error_task_class = JsonErrorTask
+
+    if hasattr(server, "channel_class"):
+        server.channel_class = JsonChannel
+
+
+def serve(app: Flask, cfg: Config, announce=None) -> None:
+    """Serve ``app`` until SIGINT/SIGTERM. ``announce(url)`` is called once listening."""
+    server = make_server(app, cfg)
+    url = f"http://{server.effective_host}:{server.effective_port}"
+    if announce:
+        announce(url)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        server.run()     # returns after KeyboardInterrupt, having stopped its threads
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``carcolor serve [--config F] [--host H] [--port P] [--threads N]``; returns the exit code."""
+    p = argparse.ArgumentParser(prog="carcolor serve", description="Serve the car-colour HTTP API "
+                                "(POST / with an 'image' field, as the original server).")
+    p.add_argument("--config", help="config YAML (default: the shipped config.yaml)")
+    p.add_argument("--host", help="interface to listen on (config server.host, default 0.0.0.0)")
+    p.add_argument("--port", type=int, help="port (config server.port, default 6002; 0 = any free port)")
+    p.add_argument("--threads", type=int, help="worker threads (config server.threads, default 4)")
+    p.add_argument("--max-upload-mb", type=float, help="request size limit in MB (config server.max_upload_mb)")
+    args = p.parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        cfg = load_config(args.config)
+        given = {"host": args.host, "port": args.port, "threads": args.threads,
+                 "max_upload_mb": args.max_upload_mb}
+        given = {k: v for k, v in given.items() if v is not None}
+        if given:
+            cfg = cfg.override(server={**cfg.server.model_dump(), **given})
+        app = create_app(cfg)
+    except CarcolorError as e:
+        print(f"carcolor: error: {e}", file=sys.stderr)
+        return 2
+    clf = app.extensions[_EXT].classifier
+
+    def announce(url: str) -> None:
+        print(f"carcolor: serving {clf.name} ({len(clf.labels)} colours) on {url} "
+              f"with {cfg.server.threads} threads", file=sys.stderr, flush=True)
+
+    try:
+        serve(app, cfg, announce)     # until SIGINT/SIGTERM: a clean stop exits 0
+    except OSError as e:
+        print(f"carcolor: error: cannot listen on {cfg.server.host}:{cfg.server.port}: "
+              f"{e.strerror or e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
