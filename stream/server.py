@@ -14,7 +14,8 @@ Endpoints (described at ``GET /openapi.json``):
 - ``POST /``          one ``image`` field -> ``{"colors": [...], "color": ...}``
 - ``POST /classify``  several ``image`` fields -> ``{"results": [one per image, in order]}``,
   all crops in one batched model call; or one scene image plus a ``boxes`` field
-  (JSON ``[[x1, y1, x2, y2], ...]`` in pixels) -> one result per box.
+  (JSON ``[[x1, y1, x2, y2], ...]`` in pixels of the decoded image, EXIF
+  orientation applied as ``cv2.imread`` does) -> one result per box, with its ``box``.
   ``?top_k=N`` (1..number of labels) on both POST endpoints.
 - ``GET /health``, ``GET /labels``, ``GET /openapi.json``.
 

@@ -56,8 +56,9 @@ def write_toy_onnx(path: Path, size: int = 32, sharpness: float = 30.0) -> Path:
 
 
 def write_config(folder: Path, model_file: Optional[Path] = None, label_file: Optional[Path] = None,
-                 **server) -> Path:
-    """A config YAML in ``folder`` (toy model unless given) with ``server:`` overrides."""
+                 model_threads: int = 1, **server) -> Path:
+    """A config YAML in ``folder`` (toy model unless given) with ``server:`` overrides;
+    ``model_threads`` is the inference thread count (0 = all cores)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if model_file is None:
@@ -66,7 +67,7 @@ def write_config(folder: Path, model_file: Optional[Path] = None, label_file: Op
         label_file.write_text("\n".join(LABELS) + "\n", encoding="utf-8")
     srv = {"host": "127.0.0.1", "port": 0, "threads": 4, **server}
     lines = [f"model_file: {Path(model_file).resolve()}", f"label_file: {Path(label_file).resolve()}",
-             "classifier_input_size: [32, 32]", "top_k: 3", "threads: 1", "batch_size: 64", "server:"]
+             "classifier_input_size: [32, 32]", "top_k: 3", f"threads: {model_threads}", "batch_size: 64", "server:"]
     lines += [f"  {k}: {v}" for k, v in srv.items()]
     cfg = folder / "config.yaml"
     cfg.write_text("\n".join(lines) + "\n", encoding="utf-8")
