@@ -119,7 +119,7 @@ def create_app(cfg: Optional[Config] = None, classifier: Optional[ColorClassifie
     """
     cfg = cfg if cfg is not None else load_config()
     clf = classifier if classifier is not None else ColorClassifier.from_config(cfg)
-    app = Flask("carcolor")
+    app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max_upload_bytes(cfg)
     app.json.sort_keys = False       # "colors" first, as the original
     app.json.compact = True

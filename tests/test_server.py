@@ -180,6 +180,30 @@ def test_top_k(url, http, jpeg):
             _assert_error(_post(http, url, {"image": jpeg}, path, params={"top_k": bad}), 400, "top_k")
 
 
+def _variants(jpeg: bytes):
+    img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    enc = lambda ext, a, *params: cv2.imencode(ext, a, list(params))[1].tobytes()  # noqa: E731
+    return {
+        "grey JPEG": enc(".jpg", cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)),
+        "progressive JPEG": enc(".jpg", img, cv2.IMWRITE_JPEG_PROGRESSIVE, 1),
+        "JPEG with restart markers": enc(".jpg", img, cv2.IMWRITE_JPEG_RST_INTERVAL, 1),
+        "JPEG with trailing bytes": jpeg + b"\0" * 100,
+        "RGBA PNG": enc(".png", cv2.cvtColor(img, cv2.COLOR_BGR2BGRA)),
+        "16-bit PNG": enc(".png", img.astype(np.uint16) * 257),
+        "grey PNG": enc(".png", img[..., 0]),
+        "1x1 PNG": enc(".png", img[:1, :1]),
+        "1x500 PNG": enc(".png", cv2.resize(img, (500, 1))),
+        "1920x1080 PNG": enc(".png", cv2.resize(img, (1920, 1080))),
+    }
+
+
+def test_unusual_but_valid_images_are_classified(url, http, jpeg):
+    for name, data in _variants(jpeg).items():
+        r = _post(http, url, {"image": ("x", data)})
+        assert r.status_code == 200, f"{name}: {r.text}"
+        _check_result(r.json())
+
+
 # --- batches and boxes ----------------------------------------------------------------------
 
 def test_batch_equals_single_calls_in_one_model_call(url, http, crops):
