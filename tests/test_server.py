@@ -11,7 +11,6 @@ import shutil
 import socket
 import struct
 import subprocess
-import threading
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
