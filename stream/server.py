@@ -144,6 +144,7 @@ def _error(status: int, message: str, headers: Optional[Dict[str, str]] = None) 
         resp.headers[k] = v
     if 400 <= status < 500:
         _state().count(client_errors=1)
+        log.info("%s %s -> %d %s", request.method, request.path, status, message)
     return resp
 
 
@@ -207,7 +208,7 @@ def _decode_all(files: Sequence[FileStorage]) -> List[np.ndarray]:
     several = len(files) > 1
     blobs, infos = [], []
     for i, fs in enumerate(files):
-        where = f"image {i + 1} ({fs.filename or 'no name'})" if several else "image"
+        where = _where(i, fs, several)
         data = fs.read()
         if not data:
             raise ApiError(400, f"{where} is an empty file")
@@ -223,13 +224,17 @@ def _decode_all(files: Sequence[FileStorage]) -> List[np.ndarray]:
         raise ApiError(413, f"images total {total:,} pixels, more than the limit of {max_px:,} per request")
     images = []
     for i, (data, info) in enumerate(zip(blobs, infos)):
-        where = f"image {i + 1} ({files[i].filename or 'no name'})" if several else "image"
+        where = _where(i, files[i], several)
         try:
             imageio.check_integrity(data, info)
             images.append(imageio.decode_pixels(data, info))
         except ImageError as e:
             raise _image_error(e, where) from e
     return images
+
+
+def _where(i: int, fs: FileStorage, several: bool) -> str:
+    return f"image {i + 1} ({(fs.filename or 'no name')[:60]})" if several else "image"
 
 
 def _image_error(e: ImageError, where: str) -> ApiError:
@@ -248,7 +253,9 @@ def _parse_boxes(raw: str, width: int, height: int) -> List[Tuple[int, int, int,
     try:
         boxes = json.loads(raw)
     except ValueError as e:
-        raise ApiError(400, f"boxes is not valid JSON: {e}") from None
+        raise ApiError(400, f"boxes is not valid JSON: {str(e)[:120]}") from None
+    except RecursionError:
+        raise ApiError(400, "boxes is not a list of boxes: JSON nested too deeply") from None
     if not isinstance(boxes, list):
         raise ApiError(400, "boxes must be a JSON list of [x1, y1, x2, y2] boxes")
     if len(boxes) > MAX_BOXES:
@@ -256,14 +263,20 @@ def _parse_boxes(raw: str, width: int, height: int) -> List[Tuple[int, int, int,
     out = []
     for i, b in enumerate(boxes):
         if (not isinstance(b, list) or len(b) != 4
-                or not all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in b)):
+                or not all(_finite_number(c) for c in b)):
             raise ApiError(400, f"box {i} must be [x1, y1, x2, y2] (4 numbers), got {json.dumps(b)[:80]}")
         x1, y1, x2, y2 = b
         if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
-            raise ApiError(400, f"box {i} {json.dumps(b)} is empty or outside the {width}x{height} image "
+            raise ApiError(400, f"box {i} {json.dumps(b)[:80]} is empty or outside the {width}x{height} image "
                                 f"(need 0 <= x1 < x2 <= {width}, 0 <= y1 < y2 <= {height})")
         out.append((int(math.floor(x1)), int(math.floor(y1)), int(math.ceil(x2)), int(math.ceil(y2))))
     return out
+
+
+def _finite_number(c: Any) -> bool:
+    if isinstance(c, bool):
+        return False
+    return isinstance(c, int) or (isinstance(c, float) and math.isfinite(c))  # huge ints: no float()
 
 
 def _results(probs: np.ndarray, k: int) -> List[Dict[str, Any]]:

@@ -274,6 +274,9 @@ def test_boxes_on_a_scene_give_one_result_per_box(url, http, crops):
     ("[[60, 50, 40, 70]]", ["empty"]),
     ("[[0, 0, 10, 1e999]]", ["box 0"]),
     ("[[0, 0, 10, NaN]]", ["box 0"]),
+    ("[[0, 0, 10, 1" + "0" * 400 + "]]", ["outside"]),           # an int too big for a float
+    ("[[0, 0, 10, 1" + "0" * 5000 + "]]", ["not valid JSON"]),    # past Python's int-parsing limit
+    ("[" * 100_000 + "]" * 100_000, ["nested"]),
     ("[" + ",".join(["[0, 0, 1, 1]"] * 1025) + "]", ["at most"]),
 ])
 def test_bad_boxes_are_400(url, http, crops, boxes, words):
@@ -470,7 +473,8 @@ def _mutated(draw, base: bytes, keep: int):
 
 def test_fuzzed_uploads_never_5xx(url, http, jpeg, png):
     boxes = st.one_of(st.none(), st.text(max_size=20),
-                      st.lists(st.lists(st.one_of(st.integers(-5, 700), st.floats(allow_nan=True)),
+                      st.lists(st.lists(st.one_of(st.integers(-5, 700), st.floats(allow_nan=True),
+                                                  st.integers(10**300, 10**400)),
                                         min_size=3, max_size=5), max_size=3).map(json.dumps))
     top_k = st.one_of(st.none(), st.integers(-2, N_LABELS + 2).map(str), st.text(max_size=4))
     payload = st.one_of(st.binary(max_size=2048), _mutated(jpeg, 2), _mutated(png, 8))
