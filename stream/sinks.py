@@ -10,6 +10,7 @@ import contextlib
 import json
 import math
 import os
+import queue
 import threading
 from pathlib import Path
 from typing import Dict, Iterator, List, Mapping, Optional, Tuple, Union
@@ -138,33 +139,57 @@ def open_writer(path: Path, fps: float, size: Tuple[int, int], codecs=("avc1", "
 class VideoSink:
     """An annotated video with the input's fps and frame size, opened on the first frame.
 
-    A live source that comes back at another size after a reconnect is scaled
-    to the size the file was opened with (a video file has one size).
+    Encoding runs in its own thread behind a bounded queue that blocks (never
+    drops), so it overlaps with decoding and inference. A live source that comes
+    back at another size after a reconnect is scaled to the size the file was
+    opened with (a video file has one size). ``close`` writes out what is queued
+    and finalises the file.
     """
 
-    def __init__(self, path: Union[str, Path], fps: float):
+    def __init__(self, path: Union[str, Path], fps: float, queue_size: int = 8):
         self.path = Path(path)
         self.fps = fps if fps and fps > 0 else 25.0
         self.size: Optional[Tuple[int, int]] = None
         self.codec = ""
         self.frames = 0
         self._writer: Optional[cv2.VideoWriter] = None
+        self._queue: "queue.Queue" = queue.Queue(maxsize=queue_size)
+        self._thread: Optional[threading.Thread] = None
+        self._error: Optional[BaseException] = None
         if self.path.suffix.lower() not in (".mp4", ".m4v", ".mov", ".avi", ".mkv"):
             raise CarcolorError(f"output video {self.path} must end in .mp4, .mov, .m4v, .avi or .mkv")
         if not self.path.parent.exists():
             raise CarcolorError(f"output folder does not exist: {self.path.parent}")
 
+    def _encode(self) -> None:
+        try:
+            while True:
+                image = self._queue.get()
+                if image is None:
+                    return
+                if self._error is None:
+                    if (image.shape[1], image.shape[0]) != self.size:
+                        image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+                    self._writer.write(image)
+                    self.frames += 1
+        except BaseException as e:  # reported to the producer on its next call
+            self._error = e
+
     def write(self, image: np.ndarray) -> None:
-        h, w = image.shape[:2]
+        if self._error is not None:
+            raise CarcolorError(f"writing {self.path} failed: {self._error}") from self._error
         if self._writer is None:
-            self.size = (w, h)
+            self.size = (image.shape[1], image.shape[0])
             self._writer, self.codec = open_writer(self.path, self.fps, self.size)
-        if (w, h) != self.size:
-            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
-        self._writer.write(image)
-        self.frames += 1
+            self._thread = threading.Thread(target=self._encode, name=f"encode:{self.path.name}", daemon=True)
+            self._thread.start()
+        self._queue.put(image)
 
     def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
         if self._writer is not None:
             self._writer.release()
             self._writer = None
