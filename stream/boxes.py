@@ -174,9 +174,17 @@ class DetectionsFile:
 
 
 def box_source(cfg, boxes_file: Optional[Union[str, Path]] = None, fps: float = 30.0):
-    """The box source the config and command line ask for (a file beats config regions)."""
+    """The box source the config and command line ask for (a file beats the detector, which beats regions)."""
     if boxes_file is not None:
         return DetectionsFile(boxes_file, fps)
+    if cfg.detector == "motion":
+        from .detect import MotionDetector
+
+        return MotionDetector(cfg.motion)
+    if cfg.detector == "onnx":
+        from .detect import OnnxDetector
+
+        return OnnxDetector(cfg.onnx_detector, threads=cfg.threads)
     if cfg.boxes:
         return FixedRegions(cfg.boxes)
     return WholeFrame()

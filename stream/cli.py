@@ -41,9 +41,9 @@ def cmd_run(args) -> int:
     from .pipeline import run
 
     cfg = _config(args).override(every=args.every, start=args.start, end=args.end, top_k=args.top_k,
-                                 model_file=args.model, label_file=args.labels)
+                                 model_file=args.model, label_file=args.labels, detector=args.detector)
     summary = run(cfg, args.source, boxes_file=args.boxes, output=args.output, log=args.log,
-                  show=args.show, progress=not args.quiet)
+                  show=args.show, progress=not args.quiet, save_crops=args.save_crops)
     print(summary, file=sys.stderr)
     return 0
 
@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--source", required=True, help="video file, webcam index (0) or rtsp:// / http:// URL")
     common(run)
     run.add_argument("--boxes", help="detections file: JSON Lines or MOT det.txt")
+    run.add_argument("--detector", choices=["motion", "onnx"], default=None,
+                     help="find cars with background subtraction (fixed camera) or a YOLO ONNX model")
+    run.add_argument("--save-crops", metavar="DIR", help="save each car's best crop here as a JPEG")
     run.add_argument("--output", help="annotated video to write (.mp4)")
     run.add_argument("--log", help="JSON Lines log to append to")
     run.add_argument("--show", action="store_true", help="show a live window (q quits)")

@@ -68,6 +68,93 @@ class LiveConfig(_Section):
     stats_interval: float = Field(60.0, gt=0)
 
 
+Point = Tuple[float, float]
+
+
+class MotionConfig(_Section):
+    """``detector: motion``: background subtraction for a fixed camera.
+
+    Areas are fractions of the frame area; aspect is width / height; ``roi`` is
+    a polygon (pixels, or 0..1 fractions of the frame) outside which nothing moves.
+    """
+
+    method: Literal["mog2", "knn"] = "mog2"
+    history: int = Field(300, ge=2, description="frames the background model remembers")
+    threshold: Optional[float] = Field(None, gt=0, description="MOG2 varThreshold / KNN dist2Threshold; null = OpenCV's")
+    learning_rate: float = Field(-1.0, le=1.0, description="-1 = automatic (1/history)")
+    warmup: int = Field(15, ge=0, description="first frames only learn the background; no boxes")
+    process_width: int = Field(480, ge=0, description="subtract at this width (0 = full size)")
+    blur: int = Field(5, ge=0)
+    open_kernel: int = Field(3, ge=0, description="removes specks")
+    close_kernel: int = Field(9, ge=0, description="joins a car's parts")
+    min_area: float = Field(0.001, ge=0, le=1)
+    max_area: float = Field(0.25, gt=0, le=1)
+    min_aspect: float = Field(0.3, gt=0)
+    max_aspect: float = Field(4.0, gt=0)
+    roi: List[Point] = []
+    normalize_light: bool = True
+    stabilize: bool = Field(True, description="undo a slowly drifting camera's shift (phase correlation)")
+    max_foreground: float = Field(0.4, gt=0, le=1, description="more moving than this = global change, no boxes")
+    relearn_frames: int = Field(10, ge=0)
+
+    @field_validator("roi")
+    @classmethod
+    def _polygon(cls, v):
+        if v and len(v) < 3:
+            raise ValueError(f"a region of interest needs at least 3 points, got {len(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        if self.max_area <= self.min_area:
+            raise ValueError(f"max_area ({self.max_area}) must be above min_area ({self.min_area})")
+        if self.max_aspect <= self.min_aspect:
+            raise ValueError(f"max_aspect ({self.max_aspect}) must be above min_aspect ({self.min_aspect})")
+        return self
+
+
+class OnnxDetectorConfig(_Section):
+    """``detector: onnx``: a YOLO-family ONNX model you supply (no weights ship)."""
+
+    model: Optional[Path] = None
+    labels: Optional[Path] = Field(None, description="class names, one a line; else the model's metadata")
+    layout: Literal["auto", "ultralytics", "yolov5"] = "auto"
+    input_size: Tuple[int, int] = Field((640, 640), description="(w, h) when the model's input is dynamic")
+    confidence: float = Field(0.25, ge=0, le=1)
+    iou: float = Field(0.45, ge=0, le=1, description="NMS overlap")
+    classes: List[str] = ["car", "truck", "bus"]
+    agnostic_nms: bool = True
+    max_detections: int = Field(100, ge=1)
+
+
+class TrackConfig(_Section):
+    """Tracking (ByteTrack) and the per-car colour vote."""
+
+    enabled: bool = True
+    track_timeout: int = Field(30, ge=1, description="frames unseen before a track ends")
+    activation: float = Field(0.25, ge=0, le=1, description="ByteTrack track_activation_threshold")
+    match_iou: float = Field(0.2, gt=0, le=1, description="least IoU to continue a track")
+    min_frames: int = Field(3, ge=1, description="shorter tracks are noise: no car event")
+    hold_merged: bool = Field(True, description="a box over two tracks (cars passing) is not tracked")
+    edge_margin: float = Field(0.01, ge=0, le=0.5, description="box this close to the border (fraction) = leaving")
+    switch_margin: float = Field(0.1, ge=0, le=1, description="shown colour changes only when beaten by this much")
+
+
+class CountLineConfig(_Section):
+    """A counting line: two points (pixels or 0..1 fractions); ``directions`` name its two sides."""
+
+    points: Tuple[Point, Point]
+    directions: Tuple[str, str] = ("in", "out")
+    interval: float = Field(60.0, gt=0, description="seconds of video between count lines in the log")
+
+    @field_validator("points")
+    @classmethod
+    def _distinct(cls, v):
+        if tuple(v[0]) == tuple(v[1]):
+            raise ValueError("the two points of a count line must differ")
+        return v
+
+
 class Config(_Section):
     """The whole configuration. The first six keys are the original server's."""
 
@@ -90,6 +177,10 @@ class Config(_Section):
 
     server: ServerConfig = ServerConfig()
     live: LiveConfig = LiveConfig()
+    motion: MotionConfig = MotionConfig()
+    onnx_detector: OnnxDetectorConfig = OnnxDetectorConfig()
+    tracking: TrackConfig = TrackConfig()
+    count_line: Optional[CountLineConfig] = None
 
     @field_validator("classifier_input_size", mode="before")
     @classmethod
@@ -115,7 +206,10 @@ class Config(_Section):
         """Paths made absolute against ``base`` (the config file's folder)."""
         def fix(p: Path) -> Path:
             return p if p.is_absolute() else (base / p).resolve()
-        return self.model_copy(update={"model_file": fix(self.model_file), "label_file": fix(self.label_file)})
+        det = self.onnx_detector
+        det = det.model_copy(update={k: fix(getattr(det, k)) for k in ("model", "labels") if getattr(det, k)})
+        return self.model_copy(update={"model_file": fix(self.model_file), "label_file": fix(self.label_file),
+                                       "onnx_detector": det})
 
     def override(self, **values: Any) -> "Config":
         """A copy with command-line values (None = not given) validated like the file's."""

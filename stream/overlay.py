@@ -4,6 +4,8 @@
 above it (or inside it near the top edge) the top colours with percentages on
 a dark background with a small swatch of each colour. Sizes scale with the
 frame, so the text is legible from 320x240 to 4K and never leaves the frame.
+With a ``counter`` (``cars.LineCounter``) it also draws the count line and,
+top left, the counts per direction and colour.
 """
 from __future__ import annotations
 
@@ -33,9 +35,10 @@ def swatch(name: str) -> Tuple[int, int, int]:
 class Overlay:
     """Draws boxes and colour labels; ``show`` is how many colours per car (top-k)."""
 
-    def __init__(self, show: int = 2, box_color: Optional[Tuple[int, int, int]] = None):
+    def __init__(self, show: int = 2, box_color: Optional[Tuple[int, int, int]] = None, counter=None):
         self.show = max(1, show)
         self.box_color = box_color
+        self.counter = counter
 
     def _metrics(self, width: int, height: int) -> Tuple[float, int]:
         scale = max(0.35, min(2.5, min(width, height) / 900.0))
@@ -67,7 +70,23 @@ class Overlay:
             cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), (0, 0, 0), thick + 2)
             cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), color, thick)
             self._label(out, lines, x1, y1, y2, scale, thick)
+        if self.counter is not None:
+            self._counts(out, scale, thick)
         return out
+
+    def _counts(self, out: np.ndarray, scale: float, thick: int) -> None:
+        """The count line, and its counts per direction and colour at the top left."""
+        h, w = out.shape[:2]
+        (a, b) = np.round(self.counter.points(w, h)).astype(int).tolist()
+        cv2.line(out, tuple(a), tuple(b), (0, 0, 0), thick + 3, cv2.LINE_AA)
+        cv2.line(out, tuple(a), tuple(b), (0, 220, 255), thick + 1, cv2.LINE_AA)
+        dirs = self.counter.directions
+        totals = self.counter.totals
+        lines = [(" / ".join(f"{d} {totals[d]}" for d in dirs), "unknown")]
+        colors = sorted({c for d in dirs for c in self.counter.counts[d]})
+        for c in colors:
+            lines.append((f"{c} " + " / ".join(str(self.counter.counts[d].get(c, 0)) for d in dirs), c))
+        self._label(out, lines, 0, 0, 0, scale, thick)
 
     def _label(self, out: np.ndarray, lines: Sequence[Tuple[str, str]], x: int, top: int, bottom: int,
                scale: float, thick: int) -> None:

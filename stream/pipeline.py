@@ -6,6 +6,10 @@
     stages               -> FrameRecord -> FrameRecord (tracking, counting...)
     sinks                -> JSON Lines log, annotated video, window
 
+A stage may also have ``finish(record) -> record``: called once after the last
+frame (also on Ctrl-C) with an empty record of that frame, it adds the events
+still pending (tracks still open, final counts); they go to ``on_event``.
+
 ``run`` wires them from a ``Config`` and returns a ``Summary``; ``process`` is
 the loop itself, usable with any iterable of frames and any callables.
 """
@@ -15,11 +19,13 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from .boxes import box_source, clip
+from .cars import CarVotes, LineCounter
 from .classify import ColorClassifier
 from .record import Cars, Frame, FrameRecord
+from .track import Tracker
 
 Stage = Callable[[FrameRecord], FrameRecord]
 Sink = Callable[[FrameRecord], None]
@@ -99,36 +105,63 @@ class Summary:
         return text
 
 
+def finish(stages: Sequence[Stage], record: FrameRecord) -> FrameRecord:
+    """The closing record: each stage with a ``finish`` method, in order, adds its pending events."""
+    for stage in stages:
+        done = getattr(stage, "finish", None)
+        if done is not None:
+            record = done(record)
+    return record
+
+
 def process(frames: Iterable[Frame], source: str, boxes: Callable[[Frame], Cars],
             colors: Callable[[Frame, Cars], Cars], stages: Sequence[Stage] = (),
             sinks: Sequence[Sink] = (), progress: Optional[Progress] = None,
-            should_stop: Callable[[], bool] = lambda: False) -> Summary:
-    """Run every frame through boxes, colours, stages and sinks; returns the counts."""
+            should_stop: Callable[[], bool] = lambda: False,
+            on_event: Optional[Callable[[Mapping], None]] = None) -> Summary:
+    """Run every frame through boxes, colours, stages and sinks; returns the counts.
+
+    After the last frame (or Ctrl-C) the stages' closing events go to ``on_event``.
+    """
     summary = Summary()
     start = time.monotonic()
-    for frame in frames:
-        cars, skipped = clip(boxes(frame), *frame.size)
-        record = FrameRecord(source, frame, colors(frame, cars), skipped)
-        for stage in stages:
-            record = stage(record)
-        for sink in sinks:
-            sink(record)
-        summary.frames += 1
-        summary.cars += len(record.cars)
-        summary.skipped += skipped
-        if progress is not None:
-            progress.update(summary.frames)
-        if should_stop():
-            break
-    summary.seconds = time.monotonic() - start
+    last: Optional[FrameRecord] = None
+    try:
+        for frame in frames:
+            cars, skipped = clip(boxes(frame), *frame.size)
+            record = FrameRecord(source, frame, colors(frame, cars), skipped)
+            for stage in stages:
+                record = stage(record)
+            for sink in sinks:
+                sink(record)
+            last = record
+            summary.frames += 1
+            summary.cars += len(record.cars)
+            summary.skipped += skipped
+            if progress is not None:
+                progress.update(summary.frames)
+            if should_stop():
+                break
+    finally:
+        if last is not None:
+            end = finish(stages, FrameRecord(source, last.frame, Cars.empty()))
+            for event in end.events:
+                if on_event is not None:
+                    on_event(event)
+        summary.seconds = time.monotonic() - start
     return summary
 
 
 def run(cfg, source: Union[str, int], *, boxes_file: Optional[Union[str, Path]] = None,
         output: Optional[Union[str, Path]] = None, log: Optional[Union[str, Path]] = None,
         show: bool = False, progress: bool = True, classifier: Optional[ColorClassifier] = None,
-        stderr=None) -> Summary:
-    """Process ``source`` as ``cfg`` says; every sink is finalised even on Ctrl-C or an error."""
+        stderr=None, save_crops: Optional[Union[str, Path]] = None) -> Summary:
+    """Process ``source`` as ``cfg`` says; every sink is finalised even on Ctrl-C or an error.
+
+    With a detector or a boxes file, cars are tracked (``cfg.tracking``): one
+    colour per car, a ``car`` log line per track, the best crops in
+    ``save_crops``, and counts at ``cfg.count_line``.
+    """
     from .capture import open_source
     from .overlay import Overlay
     from .sinks import JsonlLog, VideoSink, Window
@@ -149,12 +182,12 @@ def run(cfg, source: Union[str, int], *, boxes_file: Optional[Union[str, Path]] 
         src = open_source(source, every=cfg.every, start=cfg.start, end=cfg.end, live=cfg.live, on_event=on_event)
         closers.insert(0, src)
         boxes = box_source(cfg, boxes_file, fps=src.fps or 30.0)
+        car_stages = _car_stages(cfg, boxes_file, save_crops, stderr)
+        counter = next((s for s in car_stages if isinstance(s, LineCounter)), None)
         sinks: List[Sink] = []
-        if logger is not None:
-            sinks.append(logger)
         window = None
         if output or show:
-            overlay = Overlay(show=min(2, cfg.top_k))
+            overlay = Overlay(show=min(2, cfg.top_k), counter=counter)
             video = VideoSink(output, src.fps / cfg.every if not src.live else (src.fps or 25.0)) if output else None
             window = Window(f"carcolor: {src.name}") if show else None
             closers += [s for s in (video, window) if s is not None]
@@ -166,12 +199,23 @@ def run(cfg, source: Union[str, int], *, boxes_file: Optional[Union[str, Path]] 
                 if window is not None:
                     window.write(image)
             sinks.append(draw)
+        if logger is not None:
+            sinks.append(logger)  # last: a frame in the log is already in the video
         stats = LiveStats(src, on_event, cfg.live.stats_interval) if src.live else None
-        stages: List[Stage] = [stats] if stats else []
+        stages: List[Stage] = ([stats] if stats else []) + car_stages
+
+        def on_final(event: Mapping) -> None:
+            if logger is not None:
+                logger.write(event)
+            if event.get("event") == "count":
+                counts = "; ".join(f"{d} {sum(c.values())} ({', '.join(f'{k} {n}' for k, n in c.items())})"
+                                   for d, c in event["counts"].items())
+                stderr.write(f"[{src.name}] count: {counts}\n")
+
         bar = Progress(src.expected, stderr, enabled=progress)
         try:
             summary = process(src, src.name, boxes, ColorStage(classifier), stages, sinks, bar,
-                              should_stop=lambda: bool(window and window.quit))
+                              should_stop=lambda: bool(window and window.quit), on_event=on_final)
         finally:
             bar.close()
         summary.stats = src.stats()
@@ -182,6 +226,19 @@ def run(cfg, source: Union[str, int], *, boxes_file: Optional[Union[str, Path]] 
     finally:
         for c in closers:
             c.close()
+
+
+def _car_stages(cfg, boxes_file, save_crops, stderr) -> List[Stage]:
+    """Tracking, the colour vote and the count line, when boxes come from a detector or a file."""
+    if not cfg.tracking.enabled or (boxes_file is None and cfg.detector == "none"):
+        if cfg.count_line is not None or save_crops:
+            stderr.write("warning: count_line and --save-crops need tracking (a detector or --boxes); ignored\n")
+        return []
+    stages: List[Stage] = [Tracker(cfg.tracking),
+                           CarVotes(cfg.tracking, cfg.top_k, cfg.unknown_threshold, save_crops)]
+    if cfg.count_line is not None:
+        stages.append(LineCounter(cfg.count_line, cfg.tracking.min_frames))
+    return stages
 
 
 class LiveStats:

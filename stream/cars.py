@@ -1,0 +1,306 @@
+"""From boxes per frame to cars: one voted colour per track, and line counts.
+
+Two pipeline stages that read track ids (from ``track.Tracker`` or an external
+MOT file) and keep per-track state:
+
+- ``CarVotes``: every crop of a track adds its colour probabilities, weighted by
+  crop quality (size, distance from the frame edge, sharpness); the track's
+  cars then show the voted colours (so the overlay label does not flicker),
+  and when the track ends (unseen for ``track_timeout`` frames, gone at the
+  frame edge, or the end of the stream) one ``{"event": "car", ...}`` goes into
+  the record's events, optionally with its best crop saved as a JPEG.
+- ``LineCounter``: a track whose centre crosses the count line is counted once,
+  by direction and colour; ``{"event": "count", ...}`` lines go to the log every
+  ``interval`` seconds of video and at the end.
+
+Both have ``finish(record) -> record``, which the pipeline calls once after the
+last frame so that tracks still open are reported.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+
+from .config import CountLineConfig, TrackConfig
+from .detect import polygon_pixels
+from .record import Cars, FrameRecord, TopK
+
+
+def crop_quality(image: np.ndarray, box: Sequence[int]) -> float:
+    """How much a crop's colour should count, in (0, 1]: size x edge distance x sharpness.
+
+    - size: full weight from about 96 px (square root of the area) up;
+    - edge: a box touching the frame border (a car cut off) counts a tenth;
+      full weight from 3% of the frame's shorter side inwards;
+    - sharpness: variance of the Laplacian of the crop at 64x64, v / (v + 50)
+      (motion blur and defocus lower it).
+    """
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = (int(v) for v in box)
+    side = math.sqrt(max(1, (x2 - x1) * (y2 - y1)))
+    q_size = min(1.0, side / 96.0)
+    margin = max(1.0, 0.03 * min(w, h))
+    d = min(x1, y1, w - x2, h - y2)
+    q_edge = 0.1 + 0.9 * min(1.0, max(0, d) / margin)
+    crop = image[y1:y2, x1:x2]
+    if crop.size == 0:
+        return 1e-3
+    gray = cv2.cvtColor(cv2.resize(crop, (64, 64), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+    v = float(cv2.Laplacian(gray, cv2.CV_32F).var())
+    q_sharp = 0.1 + 0.9 * v / (v + 50.0)
+    return max(1e-3, q_size * q_edge * q_sharp)
+
+
+@dataclass
+class _Track:
+    id: int
+    first: float
+    last: float
+    last_seen: int  # processed-frame counter
+    box: Tuple[int, int, int, int]
+    frames: int = 0
+    weight: float = 0.0
+    votes: Dict[str, float] = field(default_factory=dict)
+    best: float = -1.0
+    best_box: Tuple[int, int, int, int] = (0, 0, 0, 0)
+    best_crop: Optional[np.ndarray] = None
+    shown: Optional[str] = None
+
+    def ranked(self) -> List[Tuple[str, float]]:
+        """Colours by voted share, best first (ties by name, so the order is stable)."""
+        total = self.weight or 1.0
+        return sorted(((c, v / total) for c, v in self.votes.items()), key=lambda cv: (-cv[1], cv[0]))
+
+
+class CarVotes:
+    """A stage: one colour per track, voted over its crops; ``car`` events when tracks end."""
+
+    def __init__(self, cfg: Optional[TrackConfig] = None, top_k: int = 3, unknown_threshold: float = 0.0,
+                 save_crops: Optional[Union[str, Path]] = None):
+        self.cfg = cfg or TrackConfig()
+        self.top_k = top_k
+        self.unknown_threshold = unknown_threshold
+        self.save_crops = Path(save_crops) if save_crops else None
+        if self.save_crops is not None:
+            self.save_crops.mkdir(parents=True, exist_ok=True)
+        self.tracks: Dict[int, _Track] = {}
+        self.ended: set = set()
+        self.count = 0  # frames processed
+        self.cars = 0  # car events written
+
+    def _shown(self, t: _Track) -> str:
+        ranked = t.ranked()
+        leader, share = ranked[0]
+        if t.shown is None or t.shown == leader:
+            t.shown = leader
+        else:
+            current = dict(ranked).get(t.shown, 0.0)
+            if share - current > self.cfg.switch_margin:
+                t.shown = leader
+        return t.shown
+
+    def _top(self, t: _Track) -> Tuple[TopK, str]:
+        ranked = t.ranked()
+        shown = self._shown(t)
+        top = [(shown, dict(ranked)[shown])] + [cv for cv in ranked if cv[0] != shown]
+        decision = shown if top[0][1] >= self.unknown_threshold else "unknown"
+        return tuple(top[: self.top_k]), decision
+
+    def __call__(self, record: FrameRecord) -> FrameRecord:
+        self.count += 1
+        frame, cars = record.frame, record.cars
+        image = frame.image
+        h, w = image.shape[:2]
+        tops, colors = list(cars.top), list(cars.color)
+        seen = set()
+        for i in range(len(cars)):
+            tid = int(cars.track_id[i])
+            if tid < 0 or tid in self.ended or tid in seen:
+                continue
+            seen.add(tid)
+            box = tuple(int(v) for v in cars.xyxy[i])
+            t = self.tracks.get(tid)
+            if t is None:
+                t = self.tracks[tid] = _Track(tid, frame.timestamp, frame.timestamp, self.count, box)
+            t.last, t.last_seen, t.box = frame.timestamp, self.count, box
+            t.frames += 1
+            if not cars.top:
+                continue
+            q = crop_quality(image, box)
+            t.weight += q
+            for c, p in cars.top[i]:
+                t.votes[c] = t.votes.get(c, 0.0) + q * p
+            if q > t.best:
+                t.best, t.best_box = q, box
+                if self.save_crops is not None:
+                    t.best_crop = image[box[1]:box[3], box[0]:box[2]].copy()
+            tops[i], colors[i] = self._top(t)
+        events = [self._end(t) for t in self._ending(w, h)]
+        events = [e for e in events if e is not None]
+        if tops:
+            record = replace(record, cars=cars.with_colors(tops, colors))
+        if events:
+            record = replace(record, events=tuple(record.events) + tuple(events))
+        return record
+
+    def _ending(self, w: int, h: int) -> List[_Track]:
+        """Tracks that end now: unseen for track_timeout frames, or gone while at the frame edge."""
+        margin = self.cfg.edge_margin * min(w, h)
+        edge_wait = min(3, self.cfg.track_timeout)
+        out = []
+        for t in self.tracks.values():
+            gone = self.count - t.last_seen
+            if gone == 0:
+                continue
+            x1, y1, x2, y2 = t.box
+            at_edge = x1 <= margin or y1 <= margin or x2 >= w - margin or y2 >= h - margin
+            if gone >= self.cfg.track_timeout or (at_edge and gone >= edge_wait):
+                out.append(t)
+        return out
+
+    def _end(self, t: _Track) -> Optional[Dict]:
+        del self.tracks[t.id]
+        self.ended.add(t.id)
+        if t.frames < self.cfg.min_frames or not t.votes:
+            return None
+        ranked = t.ranked()
+        color, prob = ranked[0]
+        if prob < self.unknown_threshold:
+            color = "unknown"
+        event = {"event": "car", "id": t.id, "first": round(t.first, 3), "last": round(t.last, 3),
+                 "frames": t.frames, "color": color, "prob": round(prob, 4),
+                 "colors": [{"color": c, "prob": round(p, 6)} for c, p in ranked[: self.top_k]],
+                 "box": list(t.best_box)}
+        if self.save_crops is not None and t.best_crop is not None and t.best_crop.size:
+            cv2.imwrite(str(self.save_crops / crop_name(event)), t.best_crop)
+        self.cars += 1
+        return event
+
+    def finish(self, record: FrameRecord) -> FrameRecord:
+        """End every open track (the stream ended): their car events, in id order."""
+        events = [self._end(self.tracks[tid]) for tid in sorted(self.tracks)]
+        events = [e for e in events if e is not None]
+        return replace(record, events=tuple(record.events) + tuple(events))
+
+
+def crop_name(event: Mapping) -> str:
+    """The JPEG name of a car event's best crop: ``car-<id>-<first>s-<colour>.jpg``."""
+    return f"car-{event['id']}-{event['first']:.2f}s-{event['color']}.jpg"
+
+
+def _side(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> float:
+    return float((b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0]))
+
+
+def crosses(a: np.ndarray, b: np.ndarray, p0: np.ndarray, p1: np.ndarray) -> int:
+    """+1 / -1 when the step p0 -> p1 crosses segment a-b (to its positive / negative side), else 0.
+
+    Positive is the side where ``(b - a) x (p - a) > 0``: in image coordinates
+    (y down), the right-hand side when looking from a to b.
+    """
+    s0, s1 = _side(a, b, p0), _side(a, b, p1)
+    if (s0 > 0) == (s1 > 0) or s0 == 0 and s1 == 0:
+        return 0
+    t0, t1 = _side(p0, p1, a), _side(p0, p1, b)
+    if (t0 > 0) == (t1 > 0) and t0 != 0 and t1 != 0:
+        return 0  # the step passes the line beyond its ends
+    return 1 if s1 > 0 else -1
+
+
+class LineCounter:
+    """A stage: counts each track crossing the line once, by direction and colour.
+
+    ``directions[0]`` is crossing towards the right-hand side of the line seen from
+    its first point to its second (for a line drawn left to right: moving down
+    the image), ``directions[1]`` the other way.
+    """
+
+    def __init__(self, cfg: CountLineConfig, min_frames: int = 1):
+        self.cfg = cfg
+        self.min_frames = min_frames
+        self.directions = tuple(cfg.directions)
+        self.counts: Dict[str, Dict[str, int]] = {d: {} for d in self.directions}
+        self._state: Dict[int, list] = {}  # id -> [centre, frames seen, direction, counted colour, last frame]
+        self._frames = 0
+        self._size: Optional[Tuple[int, int]] = None
+        self._next: Optional[float] = None
+
+    def points(self, width: int, height: int) -> np.ndarray:
+        """The line's two points in pixels of a width x height frame."""
+        return polygon_pixels(self.cfg.points, width, height).astype(np.float64)
+
+    @property
+    def totals(self) -> Dict[str, int]:
+        return {d: sum(c.values()) for d, c in self.counts.items()}
+
+    def _add(self, direction: str, color: str, n: int) -> None:
+        by = self.counts[direction]
+        by[color] = by.get(color, 0) + n
+        if by[color] <= 0:
+            del by[color]
+
+    def event(self, t: float, final: bool = False) -> Dict:
+        event = {"event": "count", "t": round(t, 3),
+                 "counts": {d: dict(sorted(c.items())) for d, c in self.counts.items()},
+                 "total": sum(self.totals.values())}
+        if final:
+            event["final"] = True
+        return event
+
+    def _recolor(self, events: Sequence[Mapping]) -> None:
+        """A car event carries the track's final colour: move its count there if the vote changed."""
+        for e in events:
+            if e.get("event") != "car":
+                continue
+            st = self._state.pop(e["id"], None)
+            if st is not None and st[3] is not None and st[3] != e["color"]:
+                self._add(st[2], st[3], -1)
+                self._add(st[2], e["color"], +1)
+
+    def __call__(self, record: FrameRecord) -> FrameRecord:
+        frame, cars = record.frame, record.cars
+        self._frames += 1
+        a, b = self.points(*frame.size)
+        for i in range(len(cars)):
+            tid = int(cars.track_id[i])
+            if tid < 0:
+                continue
+            x1, y1, x2, y2 = cars.xyxy[i]
+            centre = np.array([(x1 + x2) / 2, (y1 + y2) / 2], np.float64)
+            st = self._state.get(tid)
+            if st is None:
+                self._state[tid] = [centre, 1, None, None, self._frames]
+                continue
+            st[1] += 1
+            st[4] = self._frames
+            if st[2] is None:
+                way = crosses(a, b, st[0], centre)
+                if way:
+                    st[2] = self.directions[0] if way > 0 else self.directions[1]
+            st[0] = centre
+            if st[2] is not None and st[3] is None and st[1] >= self.min_frames:
+                st[3] = cars.color[i] if cars.color else "unknown"
+                self._add(st[2], st[3], +1)
+        self._recolor(record.events)
+        if self._frames % 1000 == 0:  # forget tracks long gone without a car event (too short to report)
+            for tid in [k for k, st in self._state.items() if self._frames - st[4] > 1000]:
+                del self._state[tid]
+        extra = []
+        if self._next is None:
+            self._next = frame.timestamp + self.cfg.interval
+        elif frame.timestamp >= self._next:
+            extra.append(self.event(frame.timestamp))
+            self._next = frame.timestamp + self.cfg.interval
+        if extra:
+            record = replace(record, events=tuple(record.events) + tuple(extra))
+        return record
+
+    def finish(self, record: FrameRecord) -> FrameRecord:
+        """Apply the last car events' colours; the final counts."""
+        self._recolor(record.events)
+        return replace(record, events=tuple(record.events) + (self.event(record.frame.timestamp, final=True),))

@@ -1,0 +1,397 @@
+"""Built-in car detectors: each is a box source, ``frame -> Cars``, like ``boxes.py``'s.
+
+- ``MotionDetector`` (``detector: motion``): for a fixed camera. OpenCV background
+  subtraction (MOG2 or KNN, shadows marked and removed), morphology, external
+  contours -> boxes, kept by area and aspect ratio and inside an optional
+  region-of-interest polygon. The first ``warmup`` frames only teach the
+  background and give no boxes. A global light change is compensated (each
+  frame's brightness is matched to the background's) and, when the foreground
+  still floods the frame (a sudden change, a camera knock), that frame gives no
+  boxes and the background is re-learnt fast for ``relearn_frames`` frames.
+  A camera that drifts slowly (wind on the mount) is held still: each frame's
+  global shift against the first is measured by phase correlation and undone
+  before subtraction (``stabilize``), so the static scene's edges do not move.
+- ``OnnxDetector`` (``detector: onnx``): a user-supplied YOLO-family ONNX model,
+  in the ultralytics export layout ``(1, 4+C, N)`` or the YOLOv5 layout
+  ``(1, N, 5+C)``; letterbox preprocessing, confidence threshold, class filter
+  (car, truck, bus by default; names from a labels file, the model's metadata or
+  COCO's when the model has 80 classes), NMS. ``decode`` is the pure part.
+
+    >>> det = MotionDetector(MotionConfig())                       # doctest: +SKIP
+    >>> cars = det(frame)        # Cars with boxes, score NaN (motion has no confidence)
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from .config import MotionConfig, OnnxDetectorConfig
+from .errors import ModelError
+from .record import Cars, Frame
+
+FOREGROUND = 255  # MOG2/KNN mark shadows 127 and foreground 255
+
+COCO = ("person bicycle car motorcycle airplane bus train truck boat traffic_light fire_hydrant stop_sign "
+        "parking_meter bench bird cat dog horse sheep cow elephant bear zebra giraffe backpack umbrella "
+        "handbag tie suitcase frisbee skis snowboard sports_ball kite baseball_bat baseball_glove skateboard "
+        "surfboard tennis_racket bottle wine_glass cup fork knife spoon bowl banana apple sandwich orange "
+        "broccoli carrot hot_dog pizza donut cake chair couch potted_plant bed dining_table toilet tv laptop "
+        "mouse remote keyboard cell_phone microwave oven toaster sink refrigerator book clock vase scissors "
+        "teddy_bear hair_drier toothbrush")
+COCO = tuple(n.replace("_", " ") for n in COCO.split())  # the 80 classes of ultralytics' COCO models
+
+
+def polygon_pixels(points: Sequence[Tuple[float, float]], width: int, height: int) -> np.ndarray:
+    """Polygon points (pixels, or 0..1 fractions when all are in 0..1) as int32 pixels (K, 2)."""
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    if len(pts) and ((pts >= 0) & (pts <= 1)).all():
+        pts = pts * [width, height]
+    return np.round(pts).astype(np.int32)
+
+
+class MotionDetector:
+    """Moving blobs of a fixed camera as car boxes (see the module docstring)."""
+
+    def __init__(self, cfg: Optional[MotionConfig] = None):
+        self.cfg = cfg = cfg or MotionConfig()
+        if cfg.method == "mog2":
+            self.subtractor = cv2.createBackgroundSubtractorMOG2(
+                cfg.history, cfg.threshold if cfg.threshold is not None else 16.0, True)
+        else:
+            self.subtractor = cv2.createBackgroundSubtractorKNN(
+                cfg.history, cfg.threshold if cfg.threshold is not None else 400.0, True)
+        self.frames = 0
+        self._relearn = 0
+        self._level: Optional[np.ndarray] = None  # first frame on a coarse grid (light reference)
+        self.gain = 1.0
+        self._size: Optional[Tuple[int, int]] = None
+        self._roi: Optional[np.ndarray] = None
+        self._roi_poly: Optional[np.ndarray] = None
+        self.flooded = 0  # frames dropped as a global change
+        self.shift = (0.0, 0.0)  # estimated camera shift against the first frame, processing pixels
+        self.applied = (0.0, 0.0)  # the shift undone on the last frame
+        self._ref: Optional[np.ndarray] = None
+        self._window: Optional[np.ndarray] = None
+        k_open, k_close = cfg.open_kernel, cfg.close_kernel
+        self._open = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k_open, k_open)) if k_open > 1 else None
+        self._close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k_close, k_close)) if k_close > 1 else None
+
+    def _setup(self, width: int, height: int) -> None:
+        """Scale and ROI mask for a frame size (again if a live source changes size)."""
+        self._size = (width, height)
+        pw = self.cfg.process_width
+        self.scale = min(1.0, pw / width) if pw else 1.0
+        self.small = (max(1, int(round(width * self.scale))), max(1, int(round(height * self.scale))))
+        if self.cfg.roi:
+            poly = polygon_pixels(self.cfg.roi, width, height)
+            self._roi_poly = poly
+            mask = np.zeros((self.small[1], self.small[0]), np.uint8)
+            cv2.fillPoly(mask, [np.round(poly * self.scale).astype(np.int32)], 255)
+            self._roi = mask
+        self.subtractor.clear() if hasattr(self.subtractor, "clear") else None
+        self.frames, self._level, self._ref = 0, None, None
+        self.shift = self.applied = (0.0, 0.0)
+
+    def _normalise(self, gray: np.ndarray) -> np.ndarray:
+        """Match the frame's brightness to the first frame's: a global light change is no motion.
+
+        The gain is the median over a coarse grid of per-pixel ratios first / now, so cars
+        (a minority of the pixels, whatever their colour) do not move it.
+        """
+        grid = gray[::8, ::8].astype(np.float32)
+        if self._level is None:
+            self._level = grid
+        if not self.cfg.normalize_light:
+            return gray
+        ok = (grid > 10) & (self._level > 10)
+        if not ok.any():
+            return gray
+        gain = float(np.clip(np.median(self._level[ok] / grid[ok]), 0.5, 2.0))
+        self.gain = gain
+        return gray if abs(gain - 1) < 0.02 else cv2.convertScaleAbs(gray, alpha=gain)
+
+    def _stabilise(self, gray: np.ndarray) -> np.ndarray:
+        """``gray`` shifted back onto the first frame (translation only, measured by phase correlation)."""
+        f = gray.astype(np.float32)
+        if self._ref is None:
+            self._ref, self._ref_shift = f, (0.0, 0.0)
+            self._window = cv2.createHanningWindow((f.shape[1], f.shape[0]), cv2.CV_32F)
+            return gray
+        (mx, my), response = cv2.phaseCorrelate(self._ref, f, self._window)
+        mx, my = mx + self._ref_shift[0], my + self._ref_shift[1]
+        dx, dy = self.shift
+        # A mount drifts slowly: trust a measurement only near the current shift, and smooth it
+        # (passing cars pull single measurements by a fraction of a pixel).
+        if response >= 0.05 and abs(mx - dx) <= 2.0 and abs(my - dy) <= 2.0:
+            dx, dy = dx + 0.1 * (mx - dx), dy + 0.1 * (my - dy)
+            if response < 0.3:  # the view changed since the reference: re-anchor on this frame
+                self._ref, self._ref_shift = f, (mx, my)
+        self.shift = (dx, dy)
+        if abs(dx) < 0.5 and abs(dy) < 0.5:
+            self.applied = (0.0, 0.0)
+            return gray
+        self.applied = (dx, dy)
+        m = np.float32([[1, 0, -dx], [0, 1, -dy]])
+        return cv2.warpAffine(gray, m, (gray.shape[1], gray.shape[0]), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+
+    def mask(self, frame: Frame) -> np.ndarray:
+        """The cleaned foreground mask (processing size, 0/255) of ``frame``; learns the background."""
+        w, h = frame.size
+        if self._size != (w, h):
+            self._setup(w, h)
+        cfg = self.cfg
+        image = frame.image if self.scale == 1.0 else cv2.resize(frame.image, self.small, interpolation=cv2.INTER_AREA)
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        if cfg.blur > 1:
+            gray = cv2.GaussianBlur(gray, (cfg.blur | 1, cfg.blur | 1), 0)
+        gray = self._normalise(gray)
+        if cfg.stabilize:
+            gray = self._stabilise(gray)
+        rate = cfg.learning_rate
+        if self.frames < cfg.warmup:
+            rate = -1.0  # automatic: 1/frames seen, the fastest clean start
+        if self._relearn > 0:
+            rate, self._relearn = max(rate, 0.2), self._relearn - 1
+        fg = self.subtractor.apply(gray, learningRate=rate)
+        self.frames += 1
+        fg = np.where(fg == FOREGROUND, np.uint8(255), np.uint8(0))  # shadows (127) removed
+        if self._roi is not None:
+            fg &= self._roi
+        if self._open is not None:
+            fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, self._open)
+        if self._close is not None:
+            fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, self._close)
+        return fg
+
+    def __call__(self, frame: Frame) -> Cars:
+        fg = self.foreground = self.mask(frame)
+        cfg = self.cfg
+        if self.frames <= cfg.warmup:
+            return Cars.empty()
+        area_total = fg.shape[0] * fg.shape[1] if self._roi is None else max(1, int(np.count_nonzero(self._roi)))
+        if np.count_nonzero(fg) > cfg.max_foreground * area_total:
+            self.flooded += 1
+            self._relearn = cfg.relearn_frames  # a global change: learn the new scene, report nothing
+            return Cars.empty()
+        contours, _ = cv2.findContours(fg, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        w, h = frame.size
+        frame_area = float(w * h)
+        rows = []
+        sx, sy = self.applied  # boxes back to where the (drifted) camera sees them
+        for c in contours:
+            x, y, bw, bh = cv2.boundingRect(c)
+            x, y = x + sx, y + sy
+            s = 1.0 / self.scale
+            x1, y1 = max(0, int(np.floor(x * s))), max(0, int(np.floor(y * s)))
+            x2, y2 = min(w, int(np.ceil((x + bw) * s))), min(h, int(np.ceil((y + bh) * s)))
+            if x2 - x1 < 2 or y2 - y1 < 2:
+                continue
+            area = (x2 - x1) * (y2 - y1)
+            aspect = (x2 - x1) / max(1, y2 - y1)
+            if not (cfg.min_area * frame_area <= area <= cfg.max_area * frame_area):
+                continue
+            if not (cfg.min_aspect <= aspect <= cfg.max_aspect):
+                continue
+            if self._roi_poly is not None and cv2.pointPolygonTest(
+                    self._roi_poly.astype(np.float32), ((x1 + x2) / 2, (y1 + y2) / 2), False) < 0:
+                continue
+            rows.append([x1, y1, x2, y2])
+        if not rows:
+            return Cars.empty()
+        return Cars(np.asarray(rows, np.int32))  # score NaN: motion has no confidence
+
+
+# --- ONNX (YOLO family) ------------------------------------------------------------------
+
+
+def letterbox(image: np.ndarray, size: Tuple[int, int], pad_value: int = 114) -> Tuple[np.ndarray, float, Tuple[float, float]]:
+    """``image`` scaled to fit ``size`` (w, h) keeping its aspect, centred on grey padding.
+
+    Returns (canvas, ratio, (pad_x, pad_y)); a model box maps back as
+    ``(x - pad_x) / ratio``.
+    """
+    h, w = image.shape[:2]
+    tw, th = size
+    r = min(tw / w, th / h)
+    nw, nh = int(round(w * r)), int(round(h * r))
+    px, py = (tw - nw) / 2, (th - nh) / 2
+    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR) if (nw, nh) != (w, h) else image
+    top, left = int(round(py - 0.1)), int(round(px - 0.1))
+    canvas = cv2.copyMakeBorder(resized, top, th - nh - top, left, tw - nw - left, cv2.BORDER_CONSTANT,
+                                value=(pad_value, pad_value, pad_value))
+    return canvas, r, (float(left), float(top))
+
+
+def nms(xyxy: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Greedy non-maximum suppression: indices kept, best score first (ties: lower index first)."""
+    order = np.argsort(-scores, kind="stable")
+    x1, y1, x2, y2 = xyxy.T
+    areas = np.maximum(0, x2 - x1) * np.maximum(0, y2 - y1)
+    keep: List[int] = []
+    while order.size:
+        i = order[0]
+        keep.append(int(i))
+        rest = order[1:]
+        ix1, iy1 = np.maximum(x1[i], x1[rest]), np.maximum(y1[i], y1[rest])
+        ix2, iy2 = np.minimum(x2[i], x2[rest]), np.minimum(y2[i], y2[rest])
+        inter = np.maximum(0, ix2 - ix1) * np.maximum(0, iy2 - iy1)
+        union = areas[i] + areas[rest] - inter
+        overlap = np.where(union > 0, inter / np.where(union > 0, union, 1), 0)
+        order = rest[overlap <= iou]
+    return np.asarray(keep, np.int64)
+
+
+def decode(output: np.ndarray, num_classes: int, layout: str = "auto") -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A YOLO output tensor -> (xyxy float (N, 4) in model pixels, score (N,), class (N,)).
+
+    ``layout``: "ultralytics" ``(1, 4+C, N)`` rows cx, cy, w, h, class scores;
+    "yolov5" ``(1, N, 5+C)`` columns cx, cy, w, h, objectness, class scores
+    (score = objectness x class score); "auto" picks by shape.
+    """
+    out = np.asarray(output, np.float32)
+    if out.ndim == 3:
+        if out.shape[0] != 1:
+            raise ModelError(f"detector output must have batch 1, got shape {out.shape}")
+        out = out[0]
+    if out.ndim != 2:
+        raise ModelError(f"detector output must be (1, 4+C, N) or (1, N, 5+C), got shape {output.shape}")
+    if layout == "auto":
+        if out.shape[0] == 4 + num_classes and out.shape[1] != 5 + num_classes:
+            layout = "ultralytics"
+        elif out.shape[1] == 5 + num_classes and out.shape[0] != 4 + num_classes:
+            layout = "yolov5"
+        elif out.shape[0] == 4 + num_classes:
+            layout = "ultralytics"
+        else:
+            raise ModelError(f"detector output shape {tuple(output.shape)} fits neither (1, 4+{num_classes}, N) "
+                             f"nor (1, N, 5+{num_classes}); check the labels or set onnx_detector.layout")
+    if layout == "ultralytics":
+        if out.shape[0] != 4 + num_classes:
+            raise ModelError(f"ultralytics layout needs (1, 4+{num_classes}, N), got {tuple(output.shape)}")
+        rows = out.T
+        cls_scores = rows[:, 4:]
+    else:
+        if out.shape[1] != 5 + num_classes:
+            raise ModelError(f"yolov5 layout needs (1, N, 5+{num_classes}), got {tuple(output.shape)}")
+        rows = out
+        cls_scores = rows[:, 5:] * rows[:, 4:5]
+    cls = cls_scores.argmax(axis=1) if num_classes else np.zeros(len(rows), np.int64)
+    score = cls_scores[np.arange(len(rows)), cls] if num_classes else np.zeros(len(rows), np.float32)
+    cx, cy, bw, bh = rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3]
+    xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
+    return xyxy, score.astype(np.float32), cls.astype(np.int64)
+
+
+def _metadata_names(session) -> Optional[List[str]]:
+    """Class names from an ultralytics export's metadata (``names: {0: 'person', ...}``)."""
+    meta = session.get_modelmeta().custom_metadata_map or {}
+    raw = meta.get("names")
+    if not raw:
+        return None
+    try:
+        names = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return None
+    if isinstance(names, dict):
+        return [str(names[k]) for k in sorted(names)]
+    if isinstance(names, (list, tuple)):
+        return [str(n) for n in names]
+    return None
+
+
+class OnnxDetector:
+    """Cars from a YOLO-family ONNX model (see the module docstring)."""
+
+    def __init__(self, cfg: OnnxDetectorConfig, threads: int = 0):
+        import onnxruntime as ort
+
+        from .classify import load_labels
+
+        self.cfg = cfg
+        if cfg.model is None:
+            raise ModelError("detector: onnx needs onnx_detector.model (a YOLO .onnx file) in the config")
+        path = Path(cfg.model)
+        if not path.is_file():
+            raise ModelError(f"detector model not found: {path}")
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime's own error types
+            raise ModelError(f"cannot load detector model {path}: {str(e).splitlines()[0]}") from e
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        shape = inp.shape
+        if len(shape) != 4:
+            raise ModelError(f"detector input must be NCHW, {path} takes {shape}")
+        if isinstance(shape[2], int) and isinstance(shape[3], int):
+            self.input_size = (int(shape[3]), int(shape[2]))
+        else:
+            self.input_size = tuple(cfg.input_size)
+        out_shape = self.session.get_outputs()[0].shape
+        if cfg.labels is not None:
+            self.names = load_labels(cfg.labels)
+        else:
+            self.names = _metadata_names(self.session)
+        if self.names is None:
+            c = self._classes_from_shape(out_shape)
+            if c == len(COCO):
+                self.names = list(COCO)
+            else:
+                raise ModelError(f"no class names for {path}: give onnx_detector.labels (one name per line)")
+        self.num_classes = len(self.names)
+        wanted = [c.lower() for c in cfg.classes]
+        lower = [n.lower() for n in self.names]
+        missing = [c for c in wanted if c not in lower]
+        if missing and len(missing) == len(wanted):
+            raise ModelError(f"none of the classes {cfg.classes} is among the model's: {', '.join(self.names)}")
+        self.keep_classes = np.array([n in wanted for n in lower], bool) if wanted else np.ones(len(lower), bool)
+
+    def _classes_from_shape(self, shape) -> Optional[int]:
+        dims = [d for d in shape[1:] if isinstance(d, int)]
+        if self.cfg.layout == "yolov5" and len(shape) == 3 and isinstance(shape[2], int):
+            return shape[2] - 5
+        if len(shape) == 3 and isinstance(shape[1], int):
+            return shape[1] - 4
+        return dims[0] - 4 if dims else None
+
+    def preprocess(self, image: np.ndarray) -> Tuple[np.ndarray, float, Tuple[float, float]]:
+        canvas, r, pad = letterbox(image, self.input_size)
+        x = cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+        return np.ascontiguousarray(x.transpose(2, 0, 1)[None]), r, pad
+
+    def detect(self, image: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(xyxy float in frame pixels, score, class index) after threshold, class filter and NMS."""
+        x, r, (px, py) = self.preprocess(image)
+        out = self.session.run(None, {self.input_name: x})[0]
+        xyxy, score, cls = decode(out, self.num_classes, self.cfg.layout)
+        ok = (score >= self.cfg.confidence) & self.keep_classes[cls]
+        xyxy, score, cls = xyxy[ok], score[ok], cls[ok]
+        xyxy = (xyxy - [px, py, px, py]) / r
+        h, w = image.shape[:2]
+        xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, w)
+        xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, h)
+        if len(xyxy):
+            if self.cfg.agnostic_nms:
+                keep = nms(xyxy, score, self.cfg.iou)
+            else:  # per class: offset boxes so classes never overlap
+                offset = cls[:, None].astype(np.float64) * (max(w, h) + 1)
+                keep = nms(xyxy + offset, score, self.cfg.iou)
+            keep = keep[: self.cfg.max_detections]
+            xyxy, score, cls = xyxy[keep], score[keep], cls[keep]
+        return xyxy, score, cls
+
+    def __call__(self, frame: Frame) -> Cars:
+        xyxy, score, cls = self.detect(frame.image)
+        if not len(xyxy):
+            return Cars.empty()
+        boxes = np.empty_like(xyxy, dtype=np.int64)
+        boxes[:, :2] = np.floor(xyxy[:, :2])
+        boxes[:, 2:] = np.ceil(xyxy[:, 2:])
+        return Cars(boxes, score=score, name=tuple(self.names[c] for c in cls))

@@ -1,0 +1,122 @@
+"""Stable track ids across frames: a pipeline stage around supervision's ByteTrack.
+
+``Tracker`` gives each car of a ``FrameRecord`` a ``track_id``. Boxes that
+already carry ids (an external MOT file's) are used as given: once a source has
+shown ids, the tracker stays out of the way. Cars not (yet) on a confirmed track
+keep ``track_id = -1``. Detections without a confidence (the motion detector's)
+count as sure ones.
+
+Two cars that pass close to each other make one blob for a motion detector.
+Fed to the tracker, that blob would drag one track's Kalman state to a box of
+both cars and the tracks would swap or restart when the cars separate. So a box
+that covers most of two or more tracks' predicted boxes (``hold_merged``) is
+kept out of the tracker (it stays in the record with ``track_id = -1``): the
+tracks coast on their predictions and are picked up again when the cars part.
+
+    >>> tracker = Tracker(TrackConfig(), fps=30)                  # doctest: +SKIP
+    >>> record = tracker(record)            # same cars, now with track ids
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+from typing import Optional
+
+import numpy as np
+
+from .config import TrackConfig
+from .record import Cars, FrameRecord
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box of ``a`` (N, 4) with every box of ``b`` (M, 4), xyxy."""
+    a = a.astype(np.float64)[:, None, :]
+    b = b.astype(np.float64)[None, :, :]
+    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = iw * ih
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    union = area_a + area_b - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def _bytetrack(cfg: TrackConfig, fps: float):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sv.ByteTrack warns that it moved to roboflow/trackers
+        from supervision.tracker.byte_tracker.core import ByteTrack
+
+        return ByteTrack(track_activation_threshold=cfg.activation, lost_track_buffer=cfg.track_timeout,
+                         minimum_matching_threshold=1.0 - cfg.match_iou, frame_rate=30.0,
+                         minimum_consecutive_frames=1)
+
+
+class Tracker:
+    """A stage: ``FrameRecord -> FrameRecord`` with track ids on its cars."""
+
+    def __init__(self, cfg: Optional[TrackConfig] = None, fps: float = 30.0):
+        self.cfg = cfg or TrackConfig()
+        self.fps = fps
+        self.external = False  # the source brings its own ids (MOT file)
+        self._tracker = _bytetrack(self.cfg, fps)
+
+    def predicted(self) -> np.ndarray:
+        """Where the confirmed tracks (seen or lost less than track_timeout frames ago) should be now, xyxy (M, 4)."""
+        t = self._tracker
+        pool = [s for s in t.tracked_tracks if s.is_activated] + list(t.lost_tracks)
+        # Tracks that lived a few frames: a short-lived duplicate of a car must not make its box "merged".
+        pool = [s for s in pool if t.frame_id - s.frame_id < self.cfg.track_timeout and s.frame_id - s.start_frame >= 3]
+        if not pool:
+            return np.zeros((0, 4))
+        mean = np.asarray([s.mean for s in pool], np.float64)  # cx, cy, aspect, h, vx, vy, va, vh
+        cx, cy = mean[:, 0] + mean[:, 4], mean[:, 1] + mean[:, 5]
+        h = mean[:, 3]
+        w = mean[:, 2] * h
+        return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+
+    def merged(self, xyxy: np.ndarray) -> np.ndarray:
+        """bool (N,): boxes covering at least half of each of two or more predicted track boxes."""
+        pred = self.predicted()
+        if len(pred) < 2 or not len(xyxy):
+            return np.zeros(len(xyxy), bool)
+        a = xyxy.astype(np.float64)[:, None, :]
+        b = pred[None, :, :]
+        iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+        ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+        area = np.maximum(1e-9, (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]))
+        return ((iw * ih / area) >= 0.5).sum(axis=1) >= 2
+
+    def assign(self, cars: Cars) -> np.ndarray:
+        """Track ids (int64 (N,), -1 = none yet) for this frame's cars; advances the tracker one frame."""
+        n = len(cars)
+        score = np.where(np.isnan(cars.score), 1.0, cars.score) if n else np.zeros(0, np.float32)
+        feed = ~self.merged(cars.xyxy) if self.cfg.hold_merged else np.ones(n, bool)
+        tensors = np.zeros((int(feed.sum()), 5), np.float32)
+        if n:
+            tensors[:, :4] = cars.xyxy[feed]
+            tensors[:, 4] = score[feed]
+        tracks = self._tracker.update_with_tensors(tensors)
+        ids = np.full(n, -1, np.int64)
+        tracks = [t for t in tracks if t.frame_id == self._tracker.frame_id]  # updated with a box now
+        if n and tracks:
+            # Each track to the box it was just updated with: its Kalman estimate lies between its
+            # prediction and that box, so that box is the one it overlaps most (greedy by IoU).
+            boxes = np.asarray([t.tlbr for t in tracks], np.float64)
+            iou = iou_matrix(cars.xyxy, boxes)
+            iou[~feed] = -1
+            for _ in range(min(n, len(tracks))):
+                i, j = np.unravel_index(np.argmax(iou), iou.shape)
+                if iou[i, j] < 0.1:
+                    break
+                ids[i] = int(tracks[j].external_track_id)
+                iou[i, :], iou[:, j] = -1, -1
+        return ids
+
+    def __call__(self, record: FrameRecord) -> FrameRecord:
+        cars = record.cars
+        if not self.external and len(cars) and (cars.track_id >= 0).any():
+            self.external = True
+        if self.external:
+            return record
+        ids = self.assign(cars)
+        return replace(record, cars=replace(cars, track_id=ids))
