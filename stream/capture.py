@@ -7,8 +7,9 @@ Files and live sources buffer differently, on purpose:
   stamped with the container's own clock. End of file ends the iteration.
 - ``LiveSource`` (webcam index or rtsp:// / http:// URL): a capture thread keeps
   only the newest frame and counts the frames the consumer never saw; a
-  supervisor in that thread reopens a dead or stalled stream with back-off and
-  reports ``online`` / ``offline`` / ``reconnected`` events.
+  supervisor thread watches the time of the last frame, replaces a dead or
+  stalled connection with back-off and reports ``online`` / ``offline`` /
+  ``reconnected`` events.
 
     >>> with open_source("traffic.mp4", every=2) as frames:      # doctest: +SKIP
     ...     for frame in frames:
@@ -21,7 +22,7 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterator, Optional, Union
+from typing import Callable, Dict, Iterator, Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -163,15 +164,127 @@ class FileSource:
         self.close()
 
 
+_ENV_LOCK = threading.Lock()  # OPENCV_FFMPEG_CAPTURE_OPTIONS is process-wide: one live open at a time
+_FFMPEG_OPTIONS = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+
+
+def ffmpeg_options(url: str, cfg: LiveConfig, user: Optional[str] = None) -> str:
+    """FFmpeg demuxer options for a live URL, in OpenCV's ``key;value|key;value`` form.
+
+    RTSP goes over ``cfg.rtsp_transport``; ``fflags=nobuffer`` drops what FFmpeg read
+    while probing the stream (seconds-old frames) and ``flags=low_delay`` asks the
+    decoder not to hold frames back. Keys the user already set in the environment win.
+    """
+    opts: Dict[str, str] = {}
+    if url.lower().startswith("rtsp"):
+        opts["rtsp_transport"] = cfg.rtsp_transport
+    opts.update({"fflags": "nobuffer", "flags": "low_delay"})
+    for pair in filter(None, (user or "").split("|")):
+        key, _, value = pair.partition(";")
+        opts[key] = value
+    return "|".join(f"{k};{v}" for k, v in opts.items())
+
+
+def open_live(spec: Union[str, int], cfg: LiveConfig) -> cv2.VideoCapture:
+    """A ``cv2.VideoCapture`` for a webcam index or URL, with open/read timeouts (URLs).
+
+    A blocked FFmpeg read returns (fails) after ``min(read_timeout, stall_timeout)``.
+    The FFmpeg options go through the environment, which OpenCV reads when it opens;
+    they are set only for the duration of this open (a file opened later must not
+    get ``nobuffer``, which drops the first frames of a file).
+    """
+    if isinstance(spec, int):
+        return cv2.VideoCapture(spec)
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(cfg.open_timeout * 1000),
+              cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(min(cfg.read_timeout, cfg.stall_timeout) * 1000)]
+    if cfg.decode_threads:
+        params += [cv2.CAP_PROP_N_THREADS, cfg.decode_threads]
+    with _ENV_LOCK:
+        saved = os.environ.get(_FFMPEG_OPTIONS)
+        os.environ[_FFMPEG_OPTIONS] = ffmpeg_options(spec, cfg, saved)
+        try:
+            return cv2.VideoCapture(spec, cv2.CAP_FFMPEG, params)
+        finally:
+            if saved is None:
+                os.environ.pop(_FFMPEG_OPTIONS, None)
+            else:
+                os.environ[_FFMPEG_OPTIONS] = saved
+
+
+class _Connection:
+    """One attempt to read a live source: its own thread, its own ``VideoCapture``.
+
+    The thread opens, reads and publishes frames until the stream fails, the source
+    stops, or the supervisor abandons it (stalled). It always releases its capture
+    itself: a capture is never touched from two threads. An abandoned thread blocked
+    in FFmpeg ends at its read timeout; it can no longer publish.
+    """
+
+    def __init__(self, owner: "LiveSource", number: int):
+        self.owner = owner
+        self.abandoned = False
+        self.online = threading.Event()
+        self.done = threading.Event()
+        self.reason = "stopped"
+        self.opened_at = time.monotonic()
+        self.last_frame = self.opened_at
+        self.thread = threading.Thread(target=self._run, name=f"capture:{owner.name}#{number}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        owner, cap = self.owner, None
+        try:
+            cap = open_live(owner.spec, owner.cfg)
+            if not cap.isOpened():
+                self.reason = "cannot open stream"
+                return
+            ok, image = cap.read()
+            if not ok or image is None:
+                self.reason = "opened but no frame arrived"
+                return
+            if not owner._connected(self, image, float(cap.get(cv2.CAP_PROP_FPS) or 0.0)):
+                return
+            limit = min(owner.cfg.read_timeout, owner.cfg.stall_timeout)
+            while True:
+                started = time.monotonic()
+                ok, image = cap.read()
+                waited = time.monotonic() - started
+                if waited >= 0.9 * limit:
+                    # FFmpeg's read timeout fired. OpenCV may still return True with a frame
+                    # flushed from the decoder: an old picture, not a sign of life.
+                    self.reason = f"stalled: no frame for {waited:.1f}s"
+                    return
+                if not ok or image is None:
+                    self.reason = "stream ended or connection lost"
+                    return
+                if not owner._publish(self, image):
+                    return
+        except Exception as e:  # noqa: BLE001 - a camera error ends this attempt, the supervisor retries
+            self.reason = f"capture error: {e}"
+        finally:
+            if cap is not None:
+                cap.release()
+            self.done.set()
+
+
 class LiveSource:
     """The newest frame of a webcam or network camera, reconnecting when it dies.
 
-    The capture thread reads as fast as the camera sends and overwrites a
-    one-frame slot; ``dropped`` counts frames replaced before the consumer took
-    them. A read that fails, or no frame for ``stall_timeout`` seconds, releases
-    the capture and reopens it after ``retry_interval`` seconds, doubling up to
-    ``retry_max_interval``; after ``max_retries`` failed attempts in a row (if
-    set) the iteration ends with ``SourceError``. Frames are never invented.
+    A capture thread per connection reads as fast as the camera sends and
+    overwrites a one-frame slot; ``dropped`` counts frames replaced before the
+    consumer took them, so the consumer never sees a frame older than one read
+    cycle. A supervisor thread watches the time of the last frame: a failed read,
+    a failed open, or no frame for ``stall_timeout`` seconds ends the connection
+    (``offline`` event with the reason) and a new one is opened after
+    ``retry_interval`` seconds, doubling up to ``retry_max_interval``; the first
+    connection reports ``online``, later ones ``reconnected`` (with the count and
+    the frame size, re-read every time). After ``max_retries`` failed retries in a
+    row (if set) the iteration ends with ``SourceError``. Frames are never invented.
+    ``close()`` returns within about a second even while a read is blocked.
+
+        >>> with LiveSource("rtsp://127.0.0.1:8554/live", LiveConfig(stall_timeout=5)) as cam:  # doctest: +SKIP
+        ...     for frame in cam:
+        ...         print(frame.index, frame.size, cam.dropped)
     """
 
     live = True
@@ -182,7 +295,7 @@ class LiveSource:
         self.spec = int(spec) if str(spec).isdigit() else str(spec)
         self.name = str(spec)
         self.on_event = on_event or (lambda e: None)
-        self.size = None
+        self.size: Optional[Tuple[int, int]] = None
         self.fps = 0.0
         self.frame_count = 0
         self.expected = 0
@@ -191,88 +304,117 @@ class LiveSource:
         self.reconnects = 0
         self.online = False
         self._slot: Optional[Frame] = None
-        self._cond = threading.Condition()
+        self._cond = threading.Condition()   # guards the slot and the counters
+        self._lock = threading.Lock()        # orders connection state changes and their events
         self._stop = threading.Event()
         self._failed: Optional[SourceError] = None
+        self._conn: Optional[_Connection] = None
+        self._connections = []
+        self._ever_online = False
+        self._offline_since: Optional[float] = None
         self._t0 = time.monotonic()
-        self._last_frame = time.monotonic()
-        self._thread = threading.Thread(target=self._supervise, name=f"capture:{self.name}", daemon=True)
+        self._thread = threading.Thread(target=self._supervise, name=f"supervise:{self.name}", daemon=True)
         self._thread.start()
 
-    # --- capture thread ---------------------------------------------------------------------
-    def _open(self) -> cv2.VideoCapture:
-        if isinstance(self.spec, int):
-            return cv2.VideoCapture(self.spec)
-        if self.spec.lower().startswith("rtsp"):
-            os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{self.cfg.rtsp_transport}"
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.cfg.open_timeout * 1000),
-                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(min(self.cfg.read_timeout, self.cfg.stall_timeout) * 1000)]
-        return cv2.VideoCapture(self.spec, cv2.CAP_FFMPEG, params)
+    # --- called from a connection's thread ----------------------------------------------------
+    def _connected(self, conn: _Connection, image: np.ndarray, fps: float) -> bool:
+        """The first frame of a connection: new size and fps, ``online``/``reconnected``, publish."""
+        with self._lock:
+            if conn.abandoned or self._stop.is_set():
+                return False
+            self.size = (int(image.shape[1]), int(image.shape[0]))
+            self.fps = fps
+            if self._ever_online:
+                self.reconnects += 1
+                down = time.monotonic() - (self._offline_since or conn.opened_at)
+                self._emit("reconnected", count=self.reconnects, size=list(self.size), fps=fps,
+                           downtime=round(down, 3))
+            else:
+                self._emit("online", size=list(self.size), fps=fps)
+            self._ever_online = self.online = True
+            conn.online.set()
+            return self._publish(conn, image)
 
+    def _publish(self, conn: _Connection, image: np.ndarray) -> bool:
+        now = time.monotonic()
+        with self._cond:
+            if conn.abandoned or self._stop.is_set():
+                return False
+            if self._slot is not None:
+                self.dropped += 1
+            self._slot = Frame(self.frames_read, now - self._t0, image, wall=time.time())
+            self.frames_read += 1
+            conn.last_frame = now
+            self._cond.notify_all()
+        return True
+
+    # --- supervisor thread --------------------------------------------------------------------
     def _emit(self, event: str, **fields) -> None:
         self.on_event({"event": event, "source": self.name, "t": round(time.monotonic() - self._t0, 3),
-                       "wall": time.time(), **fields})
+                       "wall": round(time.time(), 3), **fields})
+
+    def _abandon(self, conn: _Connection) -> None:
+        with self._lock, self._cond:
+            conn.abandoned = True
+            self.online = False
+
+    def _watch(self, conn: _Connection) -> Optional[str]:
+        """Wait until ``conn`` ends or stalls; its reason, or None when the source stops first."""
+        cfg = self.cfg
+        poll = min(0.1, cfg.stall_timeout / 10)
+        # Opening: FFmpeg gives up after open_timeout, the first read after read_timeout.
+        deadline = conn.opened_at + cfg.open_timeout + min(cfg.read_timeout, cfg.stall_timeout) + 1.0
+        while not conn.online.is_set():
+            if self._stop.is_set():
+                return None
+            if conn.done.wait(poll):
+                return conn.reason
+            if time.monotonic() > deadline:
+                return f"no frame within {deadline - conn.opened_at:.1f}s of opening"
+        while not self._stop.is_set():
+            if conn.done.wait(poll):
+                return conn.reason
+            idle = time.monotonic() - conn.last_frame
+            if idle >= cfg.stall_timeout:
+                return f"stalled: no frame for {idle:.1f}s"
+        return None
 
     def _supervise(self) -> None:
-        delay, failures, seq = self.cfg.retry_interval, 0, 0
+        cfg = self.cfg
+        delay, failures, number = cfg.retry_interval, 0, 0
         try:
             while not self._stop.is_set():
-                cap = self._open()
-                reason = None
-                if not cap.isOpened():
-                    reason = "cannot open stream"
-                else:
-                    ok, image = cap.read()
-                    if not ok or image is None:
-                        reason = "opened but no frame arrived"
-                if reason is None:
-                    self.size = (image.shape[1], image.shape[0])
-                    self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-                    if self.frames_read or self.reconnects or failures:
-                        self.reconnects += 1
-                        self._emit("reconnected", count=self.reconnects, size=list(self.size))
-                    else:
-                        self._emit("online", size=list(self.size), fps=self.fps)
-                    self.online, failures, delay = True, 0, self.cfg.retry_interval
-                    reason = self._read_loop(cap, image, seq)
-                    seq = self.frames_read
-                    self.online = False
-                cap.release()
-                if self._stop.is_set():
+                number += 1
+                conn = self._conn = _Connection(self, number)
+                self._connections = [c for c in self._connections if c.thread.is_alive()] + [conn]
+                reason = self._watch(conn)
+                self._abandon(conn)  # from here on it cannot publish; it releases its capture itself
+                if reason is None or self._stop.is_set():
                     return
+                if conn.online.is_set():
+                    failures, delay = 0, cfg.retry_interval
+                    self._offline_since = time.monotonic()
                 failures += 1
-                self._emit("offline", reason=reason, attempt=failures)
-                if self.cfg.max_retries is not None and failures > self.cfg.max_retries:
+                giving_up = cfg.max_retries is not None and failures > cfg.max_retries
+                with self._lock:
+                    self._emit("offline", reason=reason, attempt=failures,
+                               **({} if giving_up else {"retry_in": round(delay, 3)}))
+                if giving_up:
                     self._failed = SourceError(f"camera {self.name} offline: {reason} "
-                                               f"(gave up after {self.cfg.max_retries} retries)")
+                                               f"(gave up after {cfg.max_retries} retries)")
+                    self._emit("max_retries", retries=cfg.max_retries, reason=reason)
                     return
                 if self._stop.wait(delay):
                     return
-                delay = min(delay * 2, self.cfg.retry_max_interval)
+                delay = min(delay * 2, cfg.retry_max_interval)
+        except Exception as e:  # noqa: BLE001 - delivered to the consumer, never swallowed
+            self._failed = SourceError(f"camera {self.name}: supervisor failed: {e}")
+            self._failed.__cause__ = e
         finally:
             with self._cond:
                 self._cond.notify_all()
 
-    def _read_loop(self, cap: cv2.VideoCapture, image: np.ndarray, seq: int) -> str:
-        while not self._stop.is_set():
-            now = time.monotonic()
-            frame = Frame(self.frames_read, now - self._t0, image, wall=time.time())
-            with self._cond:
-                if self._slot is not None:
-                    self.dropped += 1
-                self._slot = frame
-                self._cond.notify_all()
-            self.frames_read += 1
-            self._last_frame = now
-            ok, image = cap.read()
-            if not ok or image is None:
-                stalled = time.monotonic() - self._last_frame
-                if stalled >= self.cfg.stall_timeout * 0.9:
-                    return f"stalled: no frame for {stalled:.1f}s"
-                return "stream ended or connection lost"
-        return "stopped"
-
-    # --- consumer ---------------------------------------------------------------------------
+    # --- consumer -----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Frame]:
         while not self._stop.is_set():
             with self._cond:
@@ -290,11 +432,15 @@ class LiveSource:
         return {"frames_read": self.frames_read, "dropped": self.dropped,
                 "reconnects": self.reconnects, "online": self.online}
 
-    def close(self) -> None:
+    def close(self, timeout: float = 1.0) -> None:
+        """Stop the threads; waits at most ``timeout`` s (a read blocked in FFmpeg ends on its own)."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        self._thread.join(timeout=1.5)  # a read blocked in FFmpeg ends at its timeout; the thread is a daemon
+        end = time.monotonic() + timeout
+        self._thread.join(max(0.0, end - time.monotonic()))
+        for conn in list(self._connections):
+            conn.thread.join(max(0.0, end - time.monotonic()))
 
     def __enter__(self):
         return self

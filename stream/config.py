@@ -66,6 +66,8 @@ class LiveConfig(_Section):
     max_retries: Optional[int] = Field(None, ge=0)
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
     stats_interval: float = Field(60.0, gt=0)
+    decode_threads: int = Field(1, ge=0, description="decoder threads for URLs; each extra one "
+                                "holds back a frame (latency); 0 = one per core")
 
 
 Point = Tuple[float, float]
