@@ -58,17 +58,13 @@ class MotionDetector:
 
     def __init__(self, cfg: Optional[MotionConfig] = None):
         self.cfg = cfg = cfg or MotionConfig()
-        if cfg.method == "mog2":
-            self.subtractor = cv2.createBackgroundSubtractorMOG2(
-                cfg.history, cfg.threshold if cfg.threshold is not None else 16.0, True)
-        else:
-            self.subtractor = cv2.createBackgroundSubtractorKNN(
-                cfg.history, cfg.threshold if cfg.threshold is not None else 400.0, True)
+        self.subtractor = self._subtractor()
         self.frames = 0
         self._relearn = 0
         self._level: Optional[np.ndarray] = None  # first frame on a coarse grid (light reference)
         self.gain = 1.0
         self._size: Optional[Tuple[int, int]] = None
+        self._size_seen = False
         self._roi: Optional[np.ndarray] = None
         self._roi_poly: Optional[np.ndarray] = None
         self.flooded = 0  # frames dropped as a global change
@@ -79,6 +75,12 @@ class MotionDetector:
         k_open, k_close = cfg.open_kernel, cfg.close_kernel
         self._open = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k_open, k_open)) if k_open > 1 else None
         self._close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k_close, k_close)) if k_close > 1 else None
+
+    def _subtractor(self):
+        cfg = self.cfg
+        if cfg.method == "mog2":
+            return cv2.createBackgroundSubtractorMOG2(cfg.history, cfg.threshold or 16.0, True)
+        return cv2.createBackgroundSubtractorKNN(cfg.history, cfg.threshold or 400.0, True)
 
     def _setup(self, width: int, height: int) -> None:
         """Scale and ROI mask for a frame size (again if a live source changes size)."""
@@ -92,7 +94,9 @@ class MotionDetector:
             mask = np.zeros((self.small[1], self.small[0]), np.uint8)
             cv2.fillPoly(mask, [np.round(poly * self.scale).astype(np.int32)], 255)
             self._roi = mask
-        self.subtractor.clear() if hasattr(self.subtractor, "clear") else None
+        if self._size_seen:
+            self.subtractor = self._subtractor()  # a live source came back at another size: start over
+        self._size_seen = True
         self.frames, self._level, self._ref = 0, None, None
         self.shift = self.applied = (0.0, 0.0)
 

@@ -13,7 +13,7 @@ that covers most of two or more tracks' predicted boxes (``hold_merged``) is
 kept out of the tracker (it stays in the record with ``track_id = -1``): the
 tracks coast on their predictions and are picked up again when the cars part.
 
-    >>> tracker = Tracker(TrackConfig(), fps=30)                  # doctest: +SKIP
+    >>> tracker = Tracker(TrackConfig())                          # doctest: +SKIP
     >>> record = tracker(record)            # same cars, now with track ids
 """
 from __future__ import annotations
@@ -41,24 +41,23 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
-def _bytetrack(cfg: TrackConfig, fps: float):
+def _bytetrack(cfg: TrackConfig):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # sv.ByteTrack warns that it moved to roboflow/trackers
         from supervision.tracker.byte_tracker.core import ByteTrack
 
         return ByteTrack(track_activation_threshold=cfg.activation, lost_track_buffer=cfg.track_timeout,
-                         minimum_matching_threshold=1.0 - cfg.match_iou, frame_rate=30.0,
+                         minimum_matching_threshold=1.0 - cfg.match_iou, frame_rate=30.0,  # timeout in frames
                          minimum_consecutive_frames=1)
 
 
 class Tracker:
     """A stage: ``FrameRecord -> FrameRecord`` with track ids on its cars."""
 
-    def __init__(self, cfg: Optional[TrackConfig] = None, fps: float = 30.0):
+    def __init__(self, cfg: Optional[TrackConfig] = None):
         self.cfg = cfg or TrackConfig()
-        self.fps = fps
         self.external = False  # the source brings its own ids (MOT file)
-        self._tracker = _bytetrack(self.cfg, fps)
+        self._tracker = _bytetrack(self.cfg)
 
     def predicted(self) -> np.ndarray:
         """Where the confirmed tracks (seen or lost less than track_timeout frames ago) should be now, xyxy (M, 4)."""

@@ -243,3 +243,26 @@ def test_cli_run_with_motion_detector(tmp_path, tiny_model):
     assert len(list((tmp_path / "crops").glob("car-*.jpg"))) == len(CARS)
     frames = [x for x in lines if "frame" in x]
     assert len(frames) == Clip().frames and any(c.get("id") for f in frames for c in f["cars"])
+
+
+# --- the real motorway clip (demo/): regression figures of the tuned demo config ----------------
+
+
+def test_demo_config_on_the_real_motorway_clip(tmp_path, tiny_model):
+    """The README demo's settings on the real clip: about 20 vehicles, nothing flooding the log."""
+    from stream.config import load_config
+    from stream.pipeline import run
+
+    demo = ROOT / "demo"
+    cfg = load_config(demo / "config.yaml").override(model_file=tiny_model["onnx"], label_file=tiny_model["labels"],
+                                                     classifier_input_size=(32, 32))
+    log = tmp_path / "colors.jsonl"
+    summary = run(cfg, demo / "motorway-960x540.mp4", log=log, progress=False, stderr=open(tmp_path / "err", "w"))
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    cars = [e for e in lines if e.get("event") == "car"]
+    frames = [e for e in lines if "frame" in e]
+    assert summary.frames == len(frames) == 335
+    assert 14 <= len(cars) <= 26, len(cars)  # ~20 vehicles; the far, tiny ones are below min_area
+    assert max(len(f["cars"]) for f in frames) <= 10  # no flood from drift or light changes
+    final = lines[-1]
+    assert final["event"] == "count" and final["final"] and 10 <= sum(final["counts"]["towards"].values()) <= 20
