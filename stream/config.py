@@ -84,6 +84,8 @@ class MotionConfig(_Section):
     history: int = Field(300, ge=2, description="frames the background model remembers")
     threshold: Optional[float] = Field(None, gt=0, description="MOG2 varThreshold / KNN dist2Threshold; null = OpenCV's")
     learning_rate: float = Field(-1.0, le=1.0, description="-1 = automatic (1/history)")
+    shadow_threshold: float = Field(0.5, gt=0, lt=1, description="darker than the background by down to "
+                                    "this ratio, same hue = shadow (removed)")
     warmup: int = Field(15, ge=0, description="first frames only learn the background; no boxes")
     process_width: int = Field(480, ge=0, description="subtract at this width (0 = full size)")
     blur: int = Field(5, ge=0)

@@ -79,8 +79,11 @@ class MotionDetector:
     def _subtractor(self):
         cfg = self.cfg
         if cfg.method == "mog2":
-            return cv2.createBackgroundSubtractorMOG2(cfg.history, cfg.threshold or 16.0, True)
-        return cv2.createBackgroundSubtractorKNN(cfg.history, cfg.threshold or 400.0, True)
+            sub = cv2.createBackgroundSubtractorMOG2(cfg.history, cfg.threshold or 16.0, True)
+        else:
+            sub = cv2.createBackgroundSubtractorKNN(cfg.history, cfg.threshold or 400.0, True)
+        sub.setShadowThreshold(cfg.shadow_threshold)
+        return sub
 
     def _setup(self, width: int, height: int) -> None:
         """Scale and ROI mask for a frame size (again if a live source changes size)."""
