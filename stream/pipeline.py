@@ -188,7 +188,8 @@ def run(cfg, source: Union[str, int], *, boxes_file: Optional[Union[str, Path]] 
         window = None
         if output or show:
             overlay = Overlay(show=min(2, cfg.top_k), counter=counter)
-            video = VideoSink(output, src.fps / cfg.every if not src.live else (src.fps or 25.0)) if output else None
+            # A live camera's fps is known once it is online: the sink asks when it opens.
+            video = VideoSink(output, (lambda: src.fps or 25.0) if src.live else src.fps / cfg.every) if output else None
             window = Window(f"carcolor: {src.name}") if show else None
             closers += [s for s in (video, window) if s is not None]
 

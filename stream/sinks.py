@@ -13,7 +13,7 @@ import os
 import queue
 import threading
 from pathlib import Path
-from typing import Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -146,9 +146,10 @@ class VideoSink:
     and finalises the file.
     """
 
-    def __init__(self, path: Union[str, Path], fps: float, queue_size: int = 8):
+    def __init__(self, path: Union[str, Path], fps: Union[float, Callable[[], float]], queue_size: int = 8):
         self.path = Path(path)
-        self.fps = fps if fps and fps > 0 else 25.0
+        self._fps = fps  # a number, or a callable asked on the first frame (a live camera's rate)
+        self.fps = 0.0
         self.size: Optional[Tuple[int, int]] = None
         self.codec = ""
         self.frames = 0
@@ -179,6 +180,8 @@ class VideoSink:
         if self._error is not None:
             raise CarcolorError(f"writing {self.path} failed: {self._error}") from self._error
         if self._writer is None:
+            fps = self._fps() if callable(self._fps) else self._fps
+            self.fps = fps if fps and fps > 0 else 25.0
             self.size = (image.shape[1], image.shape[0])
             self._writer, self.codec = open_writer(self.path, self.fps, self.size)
             self._thread = threading.Thread(target=self._encode, name=f"encode:{self.path.name}", daemon=True)
