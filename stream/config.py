@@ -97,7 +97,7 @@ class MotionConfig(_Section):
     max_aspect: float = Field(4.0, gt=0)
     roi: List[Point] = []
     normalize_light: bool = True
-    stabilize: bool = Field(True, description="undo a slowly drifting camera's shift (phase correlation)")
+    stabilize: bool = Field(True, description="undo a slowly drifting camera's shift (tracked scene corners)")
     max_foreground: float = Field(0.4, gt=0, le=1, description="more moving than this = global change, no boxes")
     relearn_frames: int = Field(10, ge=0)
 

@@ -9,8 +9,9 @@
   still floods the frame (a sudden change, a camera knock), that frame gives no
   boxes and the background is re-learnt fast for ``relearn_frames`` frames.
   A camera that drifts slowly (wind on the mount) is held still: each frame's
-  global shift against the first is measured by phase correlation and undone
-  before subtraction (``stabilize``), so the static scene's edges do not move.
+  global shift against the first is measured (corners of the static scene
+  followed by Lucas-Kanade, median displacement) and undone before subtraction
+  (``stabilize``), so the static scene's edges do not turn into moving blobs.
 - ``OnnxDetector`` (``detector: onnx``): a user-supplied YOLO-family ONNX model,
   in the ultralytics export layout ``(1, 4+C, N)`` or the YOLOv5 layout
   ``(1, N, 5+C)``; letterbox preprocessing, confidence threshold, class filter
@@ -70,8 +71,12 @@ class MotionDetector:
         self.flooded = 0  # frames dropped as a global change
         self.shift = (0.0, 0.0)  # estimated camera shift against the first frame, processing pixels
         self.applied = (0.0, 0.0)  # the shift undone on the last frame
-        self._ref: Optional[np.ndarray] = None
-        self._window: Optional[np.ndarray] = None
+        self._ref: Optional[np.ndarray] = None  # stabiliser reference frame, its corners, its shift
+        self._ref_pts: Optional[np.ndarray] = None
+        self._ref_shift: Tuple[float, float] = (0.0, 0.0)
+        self._ref_age = 0
+        self._moving: Optional[np.ndarray] = None  # last foreground, grown: no corners there
+        self._grow = cv2.getStructuringElement(cv2.MORPH_RECT, (9, 9))
         k_open, k_close = cfg.open_kernel, cfg.close_kernel
         self._open = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k_open, k_open)) if k_open > 1 else None
         self._close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k_close, k_close)) if k_close > 1 else None
@@ -100,7 +105,7 @@ class MotionDetector:
         if self._size_seen:
             self.subtractor = self._subtractor()  # a live source came back at another size: start over
         self._size_seen = True
-        self.frames, self._level, self._ref = 0, None, None
+        self.frames, self._level, self._ref, self._moving = 0, None, None, None
         self.shift = self.applied = (0.0, 0.0)
 
     def _normalise(self, gray: np.ndarray) -> np.ndarray:
@@ -121,22 +126,48 @@ class MotionDetector:
         self.gain = gain
         return gray if abs(gain - 1) < 0.02 else cv2.convertScaleAbs(gray, alpha=gain)
 
+    def _anchor(self, gray: np.ndarray, shift: Tuple[float, float]) -> None:
+        """Corners of the static scene in ``gray`` (away from last frame's moving blobs) to follow."""
+        mask = None
+        if self._moving is not None:
+            mask = cv2.bitwise_not(self._moving)
+        pts = cv2.goodFeaturesToTrack(gray, 300, 0.01, 8, mask=mask, blockSize=7)
+        self._ref, self._ref_pts, self._ref_shift, self._ref_age = gray, pts, shift, 0
+
     def _stabilise(self, gray: np.ndarray) -> np.ndarray:
-        """``gray`` shifted back onto the first frame (translation only, measured by phase correlation)."""
-        f = gray.astype(np.float32)
+        """``gray`` shifted back onto the first frame (translation only).
+
+        Corners of the static scene are followed from a reference frame with
+        pyramidal Lucas-Kanade; the median of their displacements, leaving out
+        corners on last frame's moving blobs, is the camera's shift (cars are a
+        minority of corners and move differently). The reference is renewed when
+        too few corners are still followed, or every ``history`` frames.
+        """
         if self._ref is None:
-            self._ref, self._ref_shift = f, (0.0, 0.0)
-            self._window = cv2.createHanningWindow((f.shape[1], f.shape[0]), cv2.CV_32F)
+            self._anchor(gray, (0.0, 0.0))
             return gray
-        (mx, my), response = cv2.phaseCorrelate(self._ref, f, self._window)
-        mx, my = mx + self._ref_shift[0], my + self._ref_shift[1]
         dx, dy = self.shift
-        # A mount drifts slowly: trust a measurement only near the current shift, and smooth it
-        # (passing cars pull single measurements by a fraction of a pixel).
-        if response >= 0.05 and abs(mx - dx) <= 2.0 and abs(my - dy) <= 2.0:
-            dx, dy = dx + 0.1 * (mx - dx), dy + 0.1 * (my - dy)
-            if response < 0.3:  # the view changed since the reference: re-anchor on this frame
-                self._ref, self._ref_shift = f, (mx, my)
+        pts = self._ref_pts
+        self._ref_age += 1
+        if pts is not None and len(pts) >= 8:
+            nxt, status, _ = cv2.calcOpticalFlowPyrLK(self._ref, gray, pts, None, winSize=(21, 21), maxLevel=3)
+            ok = status.ravel() == 1
+            if self._moving is not None:
+                h, w = gray.shape
+                xy = np.round(nxt.reshape(-1, 2)).astype(int)
+                inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+                ok &= inside
+                ok[inside] &= self._moving[xy[inside, 1], xy[inside, 0]] == 0
+            if ok.sum() >= 8:
+                d = (nxt.reshape(-1, 2) - pts.reshape(-1, 2))[ok]
+                mx, my = (float(v) for v in np.median(d, axis=0) + self._ref_shift)
+                # A mount drifts slowly: a measurement far from the current shift is a glitch.
+                if abs(mx - dx) <= 3.0 and abs(my - dy) <= 3.0:
+                    dx, dy = dx + 0.5 * (mx - dx), dy + 0.5 * (my - dy)
+            if ok.sum() < 0.5 * len(pts) or self._ref_age >= self.cfg.history:
+                self._anchor(gray, (dx, dy))
+        else:
+            self._anchor(gray, (dx, dy))
         self.shift = (dx, dy)
         if abs(dx) < 0.5 and abs(dy) < 0.5:
             self.applied = (0.0, 0.0)
@@ -173,6 +204,8 @@ class MotionDetector:
             fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, self._open)
         if self._close is not None:
             fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, self._close)
+        if cfg.stabilize:
+            self._moving = cv2.dilate(fg, self._grow)
         return fg
 
     def __call__(self, frame: Frame) -> Cars:

@@ -5,7 +5,8 @@ marks, verge), sensor noise per frame, and four cars that are real crops from
 the traffic-colors test split entering, crossing and leaving; the red and the
 blue car pass each other with overlapping boxes for a few frames; each car has
 a soft shadow below it (MOG2 must drop it); from ``BRIGHT_FROM`` on the whole
-picture is 30% brighter (a cloud moving off the sun).
+picture is 30% brighter (a cloud moving off the sun). ``drift`` moves the whole
+picture a fraction of a pixel per frame (a camera mount in the wind).
 """
 from __future__ import annotations
 
@@ -69,6 +70,8 @@ def background(seed: int = 1) -> np.ndarray:
     img = np.empty((h, w, 3), np.float32)
     img[:] = (92, 96, 98)
     img += grain[..., None] * 14
+    patches = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 6)
+    img += (patches / patches.std() * 10)[..., None]  # repairs and wear: texture a camera shift shows
     yy = np.arange(h)[:, None]
     img[(yy < 30).repeat(w, 1)] = (60, 120, 70)  # verge
     img[:30] += cv2.GaussianBlur(rng.normal(0, 1, (30, w)).astype(np.float32), (0, 0), 2)[..., None] * 25
@@ -83,8 +86,9 @@ class Clip:
     """Frames and truth of the generated clip (frames made on demand, deterministic)."""
 
     def __init__(self, cars=CARS, frames: int = FRAMES, bright_from: Optional[int] = BRIGHT_FROM,
-                 crops: Optional[dict] = None):
+                 crops: Optional[dict] = None, drift: Tuple[float, float] = (0.0, 0.0)):
         self.cars = tuple(cars)
+        self.drift = drift  # camera drift, px per frame (the whole picture moves)
         self.frames = frames
         self.bright_from = bright_from
         self.bg = background()
@@ -104,7 +108,9 @@ class Clip:
             cx1, cx2 = max(0.0, x1), min(float(w), x2)
             if cx2 - cx1 < 1:
                 continue
-            out.append((k, np.array([round(cx1), y1, round(cx2), y2], np.int64), (cx2 - cx1) / CAR_W))
+            dx, dy = self.drift[0] * i, self.drift[1] * i
+            box = np.array([round(cx1 + dx), round(y1 + dy), round(cx2 + dx), round(y2 + dy)], np.int64)
+            out.append((k, box, (cx2 - cx1) / CAR_W))
         return out
 
     def image(self, i: int) -> np.ndarray:
@@ -126,6 +132,9 @@ class Clip:
             img[y1:y1 + CAR_H, lo:hi] = self.sprites[k][:, lo - x1:hi - x1]
         if self.bright_from is not None and i >= self.bright_from:
             img *= 1.3
+        if self.drift != (0.0, 0.0):
+            m = np.float32([[1, 0, self.drift[0] * i], [0, 1, self.drift[1] * i]])
+            img = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         noise = np.random.default_rng(1000 + i).normal(0, 2.0, img.shape).astype(np.float32)
         return np.clip(img + noise, 0, 255).astype(np.uint8)
 

@@ -58,6 +58,26 @@ def test_motion_no_phantoms_through_brightness_change_and_shadows(motion_run):
                 assert match(tb, boxes) >= 0
 
 
+def test_motion_slow_camera_drift_is_held_still():
+    """The picture drifts 9 px right and 5 px up over the clip: no phantoms along the scene's edges."""
+    clip = Clip(drift=(0.05, -0.03))
+    det = MotionDetector(MotionConfig())
+    hits = total = 0
+    for frame in clip:
+        boxes = det(frame).xyxy.tolist()
+        truth = clip.truth(frame.index)
+        if frame.index <= WARMUP:
+            continue
+        assert all(any(iou(b, tb) >= 0.1 for _, tb, _ in truth) for b in boxes), (frame.index, boxes)
+        for _, tb, visible in truth:
+            if visible >= 0.3:
+                total += 1
+                hits += match(tb, boxes) >= 0
+    assert hits / total >= 0.9
+    scale = det.small[0] / clip.bg.shape[1]
+    assert det.shift == pytest.approx((0.05 * 179 * scale, -0.03 * 179 * scale), abs=1.0)
+
+
 def test_motion_flood_is_a_global_change_not_cars():
     """A jump no gain can undo (lights off in half the frame) gives no boxes, then re-learns."""
     clip = Clip(cars=(), frames=60, bright_from=None)
