@@ -17,6 +17,7 @@ returns softmax probabilities over the labels file's lines.
 """
 from __future__ import annotations
 
+import json
 import os
 import threading
 import zipfile
@@ -165,6 +166,20 @@ def open_runtime(path: Union[str, Path], threads: int = 0, input_layer: str = "i
     raise ModelError(f"unknown model kind for {path}: expected a .onnx, .keras or frozen-graph .pb file")
 
 
+def model_threshold(model_file: Path) -> float:
+    """The ``unknown`` threshold calibrated for a model: ``model.json`` beside it, else 0 (never unknown)."""
+    meta = model_file.parent / "model.json"
+    if not meta.is_file():
+        return 0.0
+    try:
+        value = json.loads(meta.read_text(encoding="utf-8")).get("unknown_threshold", 0.0)
+    except (OSError, ValueError, AttributeError) as e:
+        raise ModelError(f"cannot read {meta}: {e}") from e
+    if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ModelError(f"{meta}: unknown_threshold must be a number in 0..1, got {value!r}")
+    return float(value)
+
+
 class ColorClassifier:
     """Top-k colours for car crops, all crops of a call in batched model runs.
 
@@ -175,7 +190,7 @@ class ColorClassifier:
     def __init__(self, model_file: Union[str, Path], label_file: Union[str, Path],
                  input_layer: str = "input_1", output_layer: str = "softmax/Softmax",
                  input_size: Union[int, Tuple[int, int]] = 224, top_k: int = 3,
-                 unknown_threshold: float = 0.0, threads: int = 0, batch_size: int = 64):
+                 unknown_threshold: Optional[float] = None, threads: int = 0, batch_size: int = 64):
         self.labels = load_labels(label_file)
         self.model_file = Path(model_file)
         self.runtime = open_runtime(model_file, threads, input_layer, output_layer)
@@ -185,7 +200,8 @@ class ColorClassifier:
             raise ModelError(f"model input must be square, {self.model_file} takes {hw[1]}x{hw[0]}")
         self.input_size = hw[0]
         self.top_k = max(1, min(int(top_k), len(self.labels)))
-        self.unknown_threshold = float(unknown_threshold)
+        self.unknown_threshold = float(model_threshold(self.model_file) if unknown_threshold is None
+                                       else unknown_threshold)
         self.batch_size = batch_size
         self._lock = threading.Lock()
         probe = self._run(np.zeros((1, self.input_size, self.input_size, 3), np.float32))

@@ -168,7 +168,8 @@ class Config(_Section):
     output_layer: str = "softmax/Softmax"
     classifier_input_size: Tuple[int, int] = (224, 224)
     top_k: int = Field(3, ge=1)
-    unknown_threshold: float = Field(0.0, ge=0.0, le=1.0)
+    unknown_threshold: Optional[float] = Field(
+        None, ge=0.0, le=1.0, description="null = the model's calibrated value (model.json beside it), else 0")
     threads: int = Field(0, ge=0, description="inference threads; 0 = all cores")
     batch_size: int = Field(64, ge=1)
 

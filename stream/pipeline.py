@@ -182,7 +182,7 @@ def run(cfg, source: Union[str, int], *, boxes_file: Optional[Union[str, Path]] 
         src = open_source(source, every=cfg.every, start=cfg.start, end=cfg.end, live=cfg.live, on_event=on_event)
         closers.insert(0, src)
         boxes = box_source(cfg, boxes_file, fps=src.fps or 30.0)
-        car_stages = _car_stages(cfg, boxes_file, save_crops, stderr)
+        car_stages = _car_stages(cfg, boxes_file, save_crops, stderr, classifier.unknown_threshold)
         counter = next((s for s in car_stages if isinstance(s, LineCounter)), None)
         sinks: List[Sink] = []
         window = None
@@ -229,14 +229,14 @@ def run(cfg, source: Union[str, int], *, boxes_file: Optional[Union[str, Path]] 
             c.close()
 
 
-def _car_stages(cfg, boxes_file, save_crops, stderr) -> List[Stage]:
+def _car_stages(cfg, boxes_file, save_crops, stderr, unknown_threshold: float) -> List[Stage]:
     """Tracking, the colour vote and the count line, when boxes come from a detector or a file."""
     if not cfg.tracking.enabled or (boxes_file is None and cfg.detector == "none"):
         if cfg.count_line is not None or save_crops:
             stderr.write("warning: count_line and --save-crops need tracking (a detector or --boxes); ignored\n")
         return []
     stages: List[Stage] = [Tracker(cfg.tracking),
-                           CarVotes(cfg.tracking, cfg.top_k, cfg.unknown_threshold, save_crops)]
+                           CarVotes(cfg.tracking, cfg.top_k, unknown_threshold, save_crops)]
     if cfg.count_line is not None:
         stages.append(LineCounter(cfg.count_line, cfg.tracking.min_frames))
     return stages

@@ -94,3 +94,20 @@ def test_missing_model_and_wrong_tensor_names(tmp_path, tiny_model):
         ColorClassifier(tmp_path / "none.onnx", tiny_model["labels"])
     with pytest.raises(ModelError, match="output_layer 'logits' is not a node"):
         ColorClassifier(tiny_model["pb"], tiny_model["labels"], output_layer="logits")
+
+
+def test_unknown_threshold_from_model_json(tiny_model, tmp_path):
+    """null in the config = the model's calibrated threshold; a model without model.json: never unknown."""
+    import json
+    import shutil
+
+    assert ColorClassifier(tiny_model["onnx"], tiny_model["labels"]).unknown_threshold == 0.0
+    d = tmp_path / "m"
+    d.mkdir()
+    shutil.copy(tiny_model["onnx"], d / "model.onnx")
+    (d / "model.json").write_text(json.dumps({"unknown_threshold": 0.42}))
+    assert ColorClassifier(d / "model.onnx", tiny_model["labels"]).unknown_threshold == 0.42
+    assert ColorClassifier(d / "model.onnx", tiny_model["labels"], unknown_threshold=0.1).unknown_threshold == 0.1
+    (d / "model.json").write_text(json.dumps({"unknown_threshold": 7}))
+    with pytest.raises(ModelError, match="unknown_threshold must be a number in 0..1"):
+        ColorClassifier(d / "model.onnx", tiny_model["labels"])
