@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from .errors import CarcolorError, ImageError
+from .errors import CarcolorError
 
 # Subcommands whose module owns its own argument parser: name -> (module, help).
 DELEGATED = {
@@ -48,27 +48,13 @@ def cmd_run(args) -> int:
     return 0
 
 
-def read_image(path: str):
-    """A BGR image from a file, or ``ImageError`` naming the file."""
-    import cv2
-    import numpy as np
-
-    p = Path(path)
-    if not p.is_file():
-        raise ImageError(f"image not found: {p}")
-    data = np.fromfile(str(p), np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise ImageError(f"cannot decode image {p}: not a JPEG/PNG/BMP/WebP image or corrupt")
-    return image
-
-
 def cmd_classify(args) -> int:
     from .classify import ColorClassifier
+    from .imageio import read_image
     from .sinks import colors_json
 
     cfg = _config(args).override(top_k=args.top_k, model_file=args.model, label_file=args.labels)
-    images = [read_image(p) for p in args.images]  # all decodable before the model loads
+    images = [read_image(p) for p in args.images]  # all decodable (and not bombs) before the model loads
     clf = ColorClassifier.from_config(cfg)
     probs = clf.predict_proba(images)
     for path, top, decision in zip(args.images, clf.top(probs), clf.decide(probs)):

@@ -165,7 +165,9 @@ def test_error_not_a_video(tiny_config, tmp_path):
 def test_error_bad_image(tiny_config, tmp_path):
     p = tmp_path / "broken.jpg"
     p.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 50)
-    _one_line_error(carcolor("classify", p, "--config", tiny_config), "cannot decode image", "broken.jpg")
+    _one_line_error(carcolor("classify", p, "--config", tiny_config), "truncated JPEG", "broken.jpg")
+    p.write_text("hello")
+    _one_line_error(carcolor("classify", p, "--config", tiny_config), "not a JPEG or PNG image", "broken.jpg")
     _one_line_error(carcolor("classify", tmp_path / "none.png", "--config", tiny_config), "not found")
 
 
