@@ -19,6 +19,10 @@ system-deps:
 demo: setup
 	$(PY) -m stream run --source demo/motorway-960x540.mp4 --config demo/config.yaml --output out.mp4 --log colors.jsonl
 
+bench: system-deps setup
+	$(PY) bench/speed.py
+	$(PY) bench/server_bench.py
+
 test: system-deps setup
 	$(PY) -m pytest -q
 

@@ -64,6 +64,7 @@ from . import imageio
 from .classify import ColorClassifier
 from .config import Config, load_config
 from .errors import CarcolorError, ImageError
+from .sinks import colors_json
 
 log = logging.getLogger("carcolor.server")
 
@@ -281,13 +282,8 @@ def _finite_number(c: Any) -> bool:
 
 def _results(probs: np.ndarray, k: int) -> List[Dict[str, Any]]:
     clf = _state().classifier
-    return [{"colors": [{"color": c, "prob": _prob(p)} for c, p in top], "color": decision}
+    return [{"colors": colors_json(top), "color": decision}
             for top, decision in zip(clf.top(probs, k), clf.decide(probs))]
-
-
-def _prob(p: float) -> float:
-    """float32's shortest decimal, as the original printed it: 0.9554577, not 0.95545768737."""
-    return float(str(np.float32(p)))
 
 
 # --- endpoints --------------------------------------------------------------------------

@@ -23,8 +23,11 @@ from .record import FrameRecord
 
 
 def colors_json(top) -> List[Dict]:
-    """Top-k as the original server answered: ``[{"color": ..., "prob": ...}, ...]``."""
-    return [{"color": c, "prob": round(float(p), 6)} for c, p in top]
+    """Top-k as the original server answered: ``[{"color": ..., "prob": ...}, ...]``.
+
+    ``prob`` is float32's shortest decimal, as the original printed it (0.9554577).
+    """
+    return [{"color": c, "prob": float(str(np.float32(p)))} for c, p in top]
 
 
 def record_json(record: FrameRecord) -> Dict:
