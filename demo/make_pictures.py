@@ -20,14 +20,15 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from stream.boxes import box_source  # noqa: E402
-from stream.cars import LineCounter  # noqa: E402
+from stream.cars import CarVotes, LineCounter  # noqa: E402
 from stream.classify import ColorClassifier  # noqa: E402
 from stream.capture import open_source  # noqa: E402
 from stream.config import load_config  # noqa: E402
 from stream.overlay import Overlay  # noqa: E402
-from stream.pipeline import ColorStage, _car_stages, process  # noqa: E402
+from stream.pipeline import ColorStage, process  # noqa: E402
 from stream.report import chart, read_cars  # noqa: E402
 from stream.sinks import JsonlLog  # noqa: E402
+from stream.track import Tracker  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -43,16 +44,19 @@ def main(argv=None) -> int:
         log_path = Path(tmp) / "colors.jsonl"
         log = JsonlLog(log_path)
         src = open_source(args.source)
-        stages = _car_stages(cfg, None, None, sys.stderr)
-        counter = next((s for s in stages if isinstance(s, LineCounter)), None)
+        clf = ColorClassifier.from_config(cfg)
+        counter = LineCounter(cfg.count_line, cfg.tracking.min_frames) if cfg.count_line else None
+        stages = [Tracker(cfg.tracking), CarVotes(cfg.tracking, cfg.top_k, clf.unknown_threshold)]
+        stages += [counter] if counter else []
         overlay = Overlay(show=min(2, cfg.top_k), counter=counter)
 
         def keep(record) -> None:
             if record.frame.index == args.frame:
-                cv2.imwrite(str(args.out / "overlay.png"), overlay.draw(record.frame.image, record))
+                cv2.imwrite(str(args.out / "overlay.png"), overlay.draw(record.frame.image, record),
+                            [cv2.IMWRITE_PNG_COMPRESSION, 9])
 
         try:
-            summary = process(src, src.name, box_source(cfg), ColorStage(ColorClassifier.from_config(cfg)), stages,
+            summary = process(src, src.name, box_source(cfg), ColorStage(clf), stages,
                               [log, keep], on_event=log.write)
         finally:
             src.close()

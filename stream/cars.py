@@ -105,11 +105,13 @@ class CarVotes:
         return t.shown
 
     def _top(self, t: _Track) -> Tuple[TopK, str]:
+        """The track's (top-k, decision) to show: the stable colour first, unless it is "unknown"."""
         ranked = t.ranked()
         shown = self._shown(t)
+        if dict(ranked)[shown] < self.unknown_threshold:
+            return tuple(ranked[: self.top_k]), "unknown"
         top = [(shown, dict(ranked)[shown])] + [cv for cv in ranked if cv[0] != shown]
-        decision = shown if top[0][1] >= self.unknown_threshold else "unknown"
-        return tuple(top[: self.top_k]), decision
+        return tuple(top[: self.top_k]), shown
 
     def __call__(self, record: FrameRecord) -> FrameRecord:
         self.count += 1

@@ -131,7 +131,7 @@ class MotionDetector:
         mask = None
         if self._moving is not None:
             mask = cv2.bitwise_not(self._moving)
-        pts = cv2.goodFeaturesToTrack(gray, 300, 0.01, 8, mask=mask, blockSize=7)
+        pts = cv2.goodFeaturesToTrack(gray, 150, 0.01, 10, mask=mask, blockSize=7)
         self._ref, self._ref_pts, self._ref_shift, self._ref_age = gray, pts, shift, 0
 
     def _stabilise(self, gray: np.ndarray) -> np.ndarray:
@@ -150,7 +150,7 @@ class MotionDetector:
         pts = self._ref_pts
         self._ref_age += 1
         if pts is not None and len(pts) >= 8:
-            nxt, status, _ = cv2.calcOpticalFlowPyrLK(self._ref, gray, pts, None, winSize=(21, 21), maxLevel=3)
+            nxt, status, _ = cv2.calcOpticalFlowPyrLK(self._ref, gray, pts, None, winSize=(15, 15), maxLevel=2)
             ok = status.ravel() == 1
             if self._moving is not None:
                 h, w = gray.shape
