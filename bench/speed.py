@@ -99,6 +99,35 @@ class OriginalWay:
         return probs.argsort()[-3:][::-1]
 
 
+def tflite_crops_per_s(keras_file: Path, crops, repeats: int, batch: int = 8):
+    """The shipped Keras model converted to TFLite and run by its XNNPACK CPU delegate (a candidate runtime)."""
+    import tensorflow as tf
+    import keras
+
+    from stream import preprocess
+
+    try:
+        model = keras.saving.load_model(str(keras_file), compile=False)
+        flat = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+        itp = tf.lite.Interpreter(model_content=flat, num_threads=os.cpu_count())
+    except Exception as e:  # TFLite is deprecated inside TensorFlow: report, don't fail the bench
+        print(f"(TFLite row skipped: {str(e).splitlines()[0]})")
+        return None
+    inp, out = itp.get_input_details()[0], itp.get_output_details()[0]
+    size = int(inp["shape"][1])
+    itp.resize_tensor_input(inp["index"], [batch, size, size, 3])
+    itp.allocate_tensors()
+    batches = [crops[i:i + batch] for i in range(0, len(crops) - batch + 1, batch)]
+
+    def run_all():
+        for b in batches:
+            itp.set_tensor(inp["index"], preprocess.scale(preprocess.to_batch(b, size)))
+            itp.invoke()
+            itp.get_tensor(out["index"])
+    run_all()
+    return len(batches) * batch / timed(run_all, repeats)
+
+
 def make_clip(path: Path, frames: int) -> Path:
     if shutil.which("ffmpeg") is None:
         sys.exit("bench needs ffmpeg (make system-deps) to make the H.264 clip")
@@ -197,6 +226,12 @@ def main(argv=None) -> int:
             clf.predict_proba(batches[0])
             t = timed(lambda: [clf.predict_proba(b) for b in batches], args.repeats)
             rows.append((f"carcolor {kind}: {model.parent.name} @{clf.input_size}px", bs, len(crops) / t))
+
+    keras_file = model.with_suffix(".keras")
+    if keras_file.exists():
+        cps = tflite_crops_per_s(keras_file, crops, args.repeats)
+        if cps:
+            rows.append((f"same model, TFLite + XNNPACK (not shipped)", 8, cps))
 
     print(f"\n| classifier | batch | crops/s | ms/crop | x baseline |\n|---|---:|---:|---:|---:|")
     for name, bs, cps in rows:
