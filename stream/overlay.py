@@ -64,17 +64,18 @@ class Overlay:
         out = image.copy()
         h, w = out.shape[:2]
         scale, thick = self._metrics(w, h)
+        placed: List[Tuple[int, int, int, int]] = []  # label rectangles drawn so far: later ones avoid them
+        if self.counter is not None:
+            self._counts(out, scale, thick, placed)
         for i, (x1, y1, x2, y2) in enumerate(record.cars.xyxy.tolist()):
             lines = self.label_lines(record, i)
             color = self.box_color or (swatch(lines[0][1]) if lines and record.cars.color else (0, 220, 255))
             cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), (0, 0, 0), thick + 2)
             cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), color, thick)
-            self._label(out, lines, x1, y1, y2, scale, thick)
-        if self.counter is not None:
-            self._counts(out, scale, thick)
+            self._label(out, lines, x1, y1, y2, scale, thick, placed)
         return out
 
-    def _counts(self, out: np.ndarray, scale: float, thick: int) -> None:
+    def _counts(self, out: np.ndarray, scale: float, thick: int, placed: List) -> None:
         """The count line, and its counts per direction and colour at the top left."""
         h, w = out.shape[:2]
         (a, b) = np.round(self.counter.points(w, h)).astype(int).tolist()
@@ -86,10 +87,10 @@ class Overlay:
         colors = sorted({c for d in dirs for c in self.counter.counts[d]})
         for c in colors:
             lines.append((f"{c} " + " / ".join(str(self.counter.counts[d].get(c, 0)) for d in dirs), c))
-        self._label(out, lines, 0, 0, 0, scale, thick)
+        self._label(out, lines, 0, 0, 0, scale, thick, placed)
 
     def _label(self, out: np.ndarray, lines: Sequence[Tuple[str, str]], x: int, top: int, bottom: int,
-               scale: float, thick: int) -> None:
+               scale: float, thick: int, placed: List[Tuple[int, int, int, int]]) -> None:
         if not lines:
             return
         h, w = out.shape[:2]
@@ -100,10 +101,17 @@ class Overlay:
         widths = [cv2.getTextSize(t, _FONT, scale, thick)[0][0] for t, _ in lines]
         box_w = max(widths) + sw + 3 * pad
         box_h = line_h * len(lines) + pad
-        # Above the box if it fits, else inside it from its top edge; always inside the frame.
-        y0 = top - box_h if top - box_h >= 0 else top
-        y0 = int(min(max(0, y0), max(0, h - box_h)))
+        # Above the box if it fits, else inside it from its top edge, else below it: the first
+        # place that covers no earlier label (or the one covering least); always inside the frame.
         x0 = int(min(max(0, x), max(0, w - box_w)))
+        spots = [top - box_h if top - box_h >= 0 else top, top, bottom]
+        spots = [int(min(max(0, y), max(0, h - box_h))) for y in spots]
+
+        def covered(y: int) -> int:
+            return sum(max(0, min(x0 + box_w, r[2]) - max(x0, r[0])) * max(0, min(y + box_h, r[3]) - max(y, r[1]))
+                       for r in placed)
+        y0 = min(spots, key=lambda y: (covered(y), spots.index(y)))
+        placed.append((x0, y0, x0 + box_w, y0 + box_h))
         roi = out[y0:y0 + box_h, x0:x0 + box_w]
         roi[:] = (roi * 0.35).astype(np.uint8)  # translucent dark background
         for k, (text, name) in enumerate(lines):

@@ -38,3 +38,21 @@ def test_unknown_and_swatches():
     lines = Overlay(show=2).label_lines(unknown, 0)
     assert lines[0] == ("unknown", "unknown") and lines[1][0].startswith("red 91%")
     assert Overlay(show=2).label_lines(rec, 0) == [("red 91%", "red"), ("bordeaux 5%", "bordeaux")]
+
+
+def test_labels_of_neighbouring_cars_do_not_overlap():
+    """Two cars side by side at the same height: the second label moves instead of covering the first."""
+    w, h = 640, 360
+    rec = record(w, h, [[100, 150, 260, 300], [120, 160, 280, 320]])
+    out = Overlay(show=2).draw(rec.frame.image, rec)
+    placed = []
+    ov = Overlay(show=2)
+    img = rec.frame.image.copy()
+    scale, thick = ov._metrics(w, h)
+    for i, (x1, y1, x2, y2) in enumerate(rec.cars.xyxy.tolist()):
+        ov._label(img, ov.label_lines(rec, i), x1, y1, y2, scale, thick, placed)
+    (a, b) = placed
+    overlap_w = min(a[2], b[2]) - max(a[0], b[0])
+    overlap_h = min(a[3], b[3]) - max(a[1], b[1])
+    assert overlap_w <= 0 or overlap_h <= 0
+    assert out.shape == img.shape
