@@ -5,10 +5,10 @@ PY := $(VENV)/bin/python
 
 .PHONY: setup system-deps demo test bench clean
 
-$(VENV)/.installed: requirements.txt requirements-test.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-train.txt requirements-test.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt -r requirements-test.txt -e .
+	$(PY) -m pip install -q -r requirements.txt -r requirements-train.txt -r requirements-test.txt -e .
 	touch $@
 
 setup: $(VENV)/.installed
