@@ -17,6 +17,7 @@ system-deps:
 	bash scripts/install-system-deps.sh
 
 demo: setup
+	rm -f out.mp4 colors.jsonl
 	$(PY) -m stream run --source demo/motorway-960x540.mp4 --config demo/config.yaml --output out.mp4 --log colors.jsonl
 
 bench: system-deps setup
