@@ -36,6 +36,7 @@ from . import augment as aug
 from . import metrics as M
 from .dataset import ACHROMATIC, LABELS, DataError, load_split
 from .errors import CarcolorError
+from .export import export_onnx
 from .preprocess import scale, to_batch
 
 DEFAULT_SWEEP = "32:16,32:32,48:16,48:24,64:16"
@@ -106,20 +107,6 @@ def count_flops(model) -> int:
         elif cls == "Dense":
             flops += 2 * int(np.prod(layer.kernel.shape))
     return flops
-
-
-def export_onnx(model, size: int, path: Path) -> None:
-    """ONNX export (opset 17) of a Keras model taking (N, size, size, 3) float32 ``input``."""
-    tf = _tf()
-    import tf2onnx
-
-    spec = (tf.TensorSpec((None, size, size, 3), tf.float32, name="input"),)
-
-    @tf.function(input_signature=spec)
-    def fn(x):
-        return {"probs": model(x, training=False)}
-
-    tf2onnx.convert.from_function(fn, input_signature=spec, opset=17, output_path=str(path))
 
 
 def onnx_ms_per_crop(path: Path, size: int, batch: int = 8, seconds: float = 2.0, threads: int = 0) -> float:
@@ -344,7 +331,7 @@ def _run(args, argv: List[str]) -> int:
         p_val = keras_predict(model, xva, size)
         vm = M.classification_metrics(yva, p_val, LABELS)
         onnx_path = work / f"student_{size}_{width}.onnx"
-        export_onnx(model, size, onnx_path)
+        export_onnx(model, onnx_path)
         ms = onnx_ms_per_crop(onnx_path, size, threads=args.threads)
         row = {"size": size, "width": width, "params": int(model.count_params()), "flops": count_flops(model),
                "val_top1": vm["top1"], "val_macro_f1": vm["macro_f1"], "ms_per_crop": ms,
@@ -375,7 +362,7 @@ def _run(args, argv: List[str]) -> int:
     # --- artefacts ---
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "model.keras")
-    export_onnx(model, size, out / "model.onnx")
+    export_onnx(model, out / "model.onnx")
     (out / "labels.txt").write_text("\n".join(LABELS) + "\n", encoding="utf-8")
 
     from .classify import ColorClassifier
