@@ -197,3 +197,18 @@ def test_error_bad_boxes_file(clip, tiny_config, tmp_path):
     p = tmp_path / "b.jsonl"
     p.write_text('{"frame": 0, "boxes": [[1, 2]]}\n')
     _one_line_error(carcolor("run", "--source", clip, "--config", tiny_config, "--boxes", p), "b.jsonl:1")
+
+
+def test_an_original_style_frozen_graph_drops_in_via_config(tiny_model, tmp_path):
+    """A user's .pb with the original's config keys classifies like the same weights in ONNX."""
+    img = tmp_path / "car.png"
+    cv2.imwrite(str(img), np.random.default_rng(3).integers(0, 256, (70, 110, 3), dtype=np.uint8))
+    cfg = tmp_path / "orig.yaml"
+    cfg.write_text(f"model_file: {tiny_model['pb']}\nlabel_file: {tiny_model['labels']}\n"
+                   "input_layer: input_1\noutput_layer: softmax/Softmax\nclassifier_input_size: [32, 32]\n")
+    by_pb = carcolor("classify", img, "--config", cfg)
+    by_onnx = carcolor("classify", img, "--model", tiny_model["onnx"], "--labels", tiny_model["labels"])
+    assert by_pb.returncode == 0 and by_onnx.returncode == 0, by_pb.stderr + by_onnx.stderr
+    pb, ox = json.loads(by_pb.stdout), json.loads(by_onnx.stdout)
+    assert [c["color"] for c in pb["colors"]] == [c["color"] for c in ox["colors"]]
+    assert [c["prob"] for c in pb["colors"]] == pytest.approx([c["prob"] for c in ox["colors"]], abs=1e-5)
