@@ -240,9 +240,9 @@ def main(argv=None) -> int:
     if keras_file.exists():
         cps = tflite_crops_per_s(keras_file, crops, args.repeats)
         if cps:
-            rows.append((f"same model, TFLite + XNNPACK (not shipped)", 8, cps))
+            rows.append(("same model, TFLite + XNNPACK (not shipped)", 8, cps))
 
-    print(f"\n| classifier | batch | crops/s | ms/crop | x baseline |\n|---|---:|---:|---:|---:|")
+    print("\n| classifier | batch | crops/s | ms/crop | x baseline |\n|---|---:|---:|---:|---:|")
     for name, bs, cps in rows:
         print(f"| {name} | {bs} | {cps:,.0f} | {1000 / cps:.2f} | {cps / base_cps:.1f}x |")
     sys.stdout.flush()

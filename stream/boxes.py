@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .config import Region
-from .errors import BoxesError
+from .errors import BoxesError, read_input
 from .record import Cars, Frame
 
 MIN_SIDE = 2  # pixels: a box thinner than this has no colour to read
@@ -86,11 +86,9 @@ class DetectionsFile:
     def __init__(self, path: Union[str, Path], fps: float = 30.0):
         self.path = Path(path)
         try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError as e:
-            raise BoxesError(f"boxes file not found: {self.path}") from e
-        except (OSError, UnicodeDecodeError) as e:
-            raise BoxesError(f"cannot read boxes file {self.path}: {e}") from e
+            text = read_input(self.path, "boxes file", BoxesError).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise BoxesError(f"cannot read boxes file {self.path}: not UTF-8 text") from e
         self.tolerance = 0.5 / (fps or 30.0)
         self.by_frame: Dict[int, List[tuple]] = {}
         self.by_time: List[Tuple[float, List[tuple]]] = []
@@ -101,7 +99,6 @@ class DetectionsFile:
             self._parse_mot(text)
         self.by_time.sort(key=lambda item: item[0])
         self._times = [t for t, _ in self.by_time]
-        self.count = sum(map(len, self.by_frame.values())) + sum(len(b) for _, b in self.by_time)
 
     def _fail(self, line_no: int, why: str) -> BoxesError:
         return BoxesError(f"{self.path}:{line_no}: {why}")

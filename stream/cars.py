@@ -28,7 +28,7 @@ import numpy as np
 
 from .config import CountLineConfig, TrackConfig
 from .detect import polygon_pixels
-from .record import Cars, FrameRecord, TopK
+from .record import FrameRecord, TopK
 
 
 def crop_quality(image: np.ndarray, box: Sequence[int]) -> float:

@@ -27,7 +27,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import preprocess
-from .errors import ModelError
+from .errors import ModelError, read_input
 from .record import TopK
 
 UNKNOWN = "unknown"
@@ -35,13 +35,7 @@ UNKNOWN = "unknown"
 
 def load_labels(path: Union[str, Path]) -> List[str]:
     """Labels, one per line (UTF-8, or cp1251 as the original's files were)."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError as e:
-        raise ModelError(f"labels file not found: {path}") from e
-    except OSError as e:
-        raise ModelError(f"cannot read labels file {path}: {e.strerror}") from e
+    raw = read_input(path, "labels file", ModelError)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

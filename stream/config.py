@@ -17,7 +17,7 @@ from typing import Any, List, Literal, Optional, Tuple, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError
+from .errors import ConfigError, read_input
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_DIR / "config.yaml"
@@ -271,12 +271,7 @@ def _validate(data: Any, origin: str) -> Config:
 def load_config(path: Union[str, Path, None] = None) -> Config:
     """Read and validate a YAML config; ``None`` means the shipped ``config.yaml``."""
     path = Path(path) if path is not None else DEFAULT_CONFIG
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as e:
-        raise ConfigError(f"config file not found: {path}") from e
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
+    text = read_input(path, "config file", ConfigError)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:

@@ -3,6 +3,7 @@
 They subclass the built-in exception a caller would expect (PyAV's habit), so
 code using carcolor as a library need not import these types.
 """
+from pathlib import Path
 
 
 class CarcolorError(Exception):
@@ -27,3 +28,14 @@ class ImageError(CarcolorError, ValueError):
 
 class BoxesError(CarcolorError, ValueError):
     """A detections file that cannot be parsed."""
+
+
+def read_input(path, what: str, error: type) -> bytes:
+    """The bytes of a file the user named; ``error`` says "<what> not found: <path>" or why it can't be read."""
+    path = Path(path)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as e:
+        raise error(f"{what} not found: {path}") from e
+    except OSError as e:
+        raise error(f"cannot read {what} {path}: {e.strerror}") from e

@@ -28,7 +28,7 @@ from typing import NamedTuple, Union
 
 import numpy as np
 
-from .errors import ImageError
+from .errors import ImageError, read_input
 
 #: The server's default (``server.max_image_pixels``): 50 megapixels.
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -108,13 +108,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
 
 def read_image(path: Union[str, Path], max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """``decode_image`` of a file; a missing or unreadable file is an ``ImageError``."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as e:
-        raise ImageError(f"image file not found: {path}") from e
-    except OSError as e:
-        raise ImageError(f"cannot read image file {path}: {e.strerror}") from e
+    data = read_input(path, "image file", ImageError)
     try:
         return decode_image(data, max_pixels)
     except ImageError as e:

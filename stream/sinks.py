@@ -18,7 +18,7 @@ from typing import Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Uni
 import cv2
 import numpy as np
 
-from .errors import CarcolorError, SourceError
+from .errors import CarcolorError
 from .record import FrameRecord
 
 

@@ -1,5 +1,4 @@
 """Every box source returns the same record; bad boxes are clipped or skipped, bad files named."""
-import json
 
 import numpy as np
 import pytest

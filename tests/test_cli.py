@@ -1,6 +1,5 @@
 """The real command line on a real video: outputs, boxes from every source, kills, errors."""
 import json
-import os
 import signal
 import subprocess
 import sys
