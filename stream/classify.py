@@ -29,6 +29,7 @@ import numpy as np
 from . import preprocess
 from .errors import ModelError, read_input
 from .record import TopK
+from .rule import HSVRule
 
 UNKNOWN = "unknown"
 
@@ -163,18 +164,27 @@ def open_runtime(path: Union[str, Path], threads: int = 0, input_layer: str = "i
     raise ModelError(f"unknown model kind for {path}: expected a .onnx, .keras or frozen-graph .pb file")
 
 
-def model_threshold(model_file: Path) -> float:
-    """The ``unknown`` threshold calibrated for a model: ``model.json`` beside it, else 0 (never unknown)."""
+def model_meta(model_file: Path) -> dict:
+    """``model.json`` beside a model file (its calibrated settings), or {} when there is none."""
     meta = model_file.parent / "model.json"
     if not meta.is_file():
-        return 0.0
+        return {}
     try:
-        value = json.loads(meta.read_text(encoding="utf-8")).get("unknown_threshold", 0.0)
-    except (OSError, ValueError, AttributeError) as e:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
         raise ModelError(f"cannot read {meta}: {e}") from e
-    if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ModelError(f"{meta}: unknown_threshold must be a number in 0..1, got {value!r}")
-    return float(value)
+    if not isinstance(data, dict):
+        raise ModelError(f"cannot read {meta}: expected a JSON object")
+    for key in ("unknown_threshold", "rule_weight"):
+        value = data.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ModelError(f"{meta}: {key} must be a number in 0..1, got {value!r}")
+    return data
+
+
+def model_threshold(model_file: Path) -> float:
+    """The ``unknown`` threshold calibrated for a model: ``model.json`` beside it, else 0 (never unknown)."""
+    return float(model_meta(model_file).get("unknown_threshold", 0.0))
 
 
 class ColorClassifier:
@@ -187,9 +197,11 @@ class ColorClassifier:
     def __init__(self, model_file: Union[str, Path], label_file: Union[str, Path],
                  input_layer: str = "input_1", output_layer: str = "softmax/Softmax",
                  input_size: Union[int, Tuple[int, int]] = 224, top_k: int = 3,
-                 unknown_threshold: Optional[float] = None, threads: int = 0, batch_size: int = 64):
+                 unknown_threshold: Optional[float] = None, threads: int = 0, batch_size: int = 64,
+                 rule_weight: Optional[float] = None):
         self.labels = load_labels(label_file)
         self.model_file = Path(model_file)
+        meta = model_meta(self.model_file)
         self.runtime = open_runtime(model_file, threads, input_layer, output_layer)
         size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
         hw = self.runtime.input_hw or (size[1], size[0])
@@ -197,8 +209,17 @@ class ColorClassifier:
             raise ModelError(f"model input must be square, {self.model_file} takes {hw[1]}x{hw[0]}")
         self.input_size = hw[0]
         self.top_k = max(1, min(int(top_k), len(self.labels)))
-        self.unknown_threshold = float(model_threshold(self.model_file) if unknown_threshold is None
+        self.unknown_threshold = float(meta.get("unknown_threshold", 0.0) if unknown_threshold is None
                                        else unknown_threshold)
+        self.rule_weight = float(meta.get("rule_weight", 0.0) if rule_weight is None else rule_weight)
+        if not 0.0 <= self.rule_weight < 1.0:
+            raise ModelError(f"rule_weight must be in 0..1 (1 excluded), got {self.rule_weight}")
+        self.rule = None
+        if self.rule_weight > 0:
+            try:
+                self.rule = HSVRule(self.labels)
+            except ValueError as e:
+                raise ModelError(f"rule_weight {self.rule_weight} with labels file {label_file}: {e}") from e
         self.batch_size = batch_size
         self._lock = threading.Lock()
         probe = self._run(np.zeros((1, self.input_size, self.input_size, 3), np.float32))
@@ -211,7 +232,7 @@ class ColorClassifier:
     def from_config(cls, cfg) -> "ColorClassifier":
         return cls(cfg.model_file, cfg.label_file, cfg.input_layer, cfg.output_layer,
                    tuple(cfg.classifier_input_size), cfg.top_k, cfg.unknown_threshold,
-                   cfg.threads, cfg.batch_size)
+                   cfg.threads, cfg.batch_size, cfg.rule_weight)
 
     @property
     def name(self) -> str:
@@ -222,14 +243,21 @@ class ColorClassifier:
             return np.asarray(self.runtime(x), dtype=np.float32)
 
     def predict_proba(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        """BGR uint8 crops of any size -> (N, C) probabilities, in batched calls."""
+        """BGR uint8 crops of any size -> (N, C) probabilities, in batched calls.
+
+        With a ``rule_weight`` w > 0 the answer is (1 - w) x the model's probabilities + w x
+        the colour rule's one-hot vote (:mod:`stream.rule`): still a distribution over the labels.
+        """
         if len(crops) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
         out = []
         for i in range(0, len(crops), self.batch_size):
             batch = preprocess.scale(preprocess.to_batch(crops[i:i + self.batch_size], self.input_size))
             out.append(self._run(batch))
-        return np.concatenate(out)
+        probs = np.concatenate(out)
+        if self.rule is not None:
+            probs = (1 - self.rule_weight) * probs + self.rule_weight * self.rule.predict_proba(crops)
+        return probs.astype(np.float32, copy=False)
 
     def top(self, probs: np.ndarray, k: Optional[int] = None) -> List[TopK]:
         """(N, C) probabilities -> N lists of the k best (label, prob), best first."""

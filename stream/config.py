@@ -170,6 +170,9 @@ class Config(_Section):
     top_k: int = Field(3, ge=1)
     unknown_threshold: Optional[float] = Field(
         None, ge=0.0, le=1.0, description="null = the model's calibrated value (model.json beside it), else 0")
+    rule_weight: Optional[float] = Field(
+        None, ge=0.0, lt=1.0, description="weight of the HSV colour rule mixed into the model's "
+        "probabilities; null = the model's value (model.json beside it), else 0")
     threads: int = Field(0, ge=0, description="inference threads; 0 = all cores")
     batch_size: int = Field(64, ge=1)
 

@@ -111,3 +111,46 @@ def test_unknown_threshold_from_model_json(tiny_model, tmp_path):
     (d / "model.json").write_text(json.dumps({"unknown_threshold": 7}))
     with pytest.raises(ModelError, match="unknown_threshold must be a number in 0..1"):
         ColorClassifier(d / "model.onnx", tiny_model["labels"])
+
+
+def test_rule_weight_mixes_the_colour_rule_in(tiny_model, tmp_path):
+    """w > 0: probabilities = (1 - w) CNN + w one-hot rule vote, still a distribution; from model.json."""
+    import json
+    import shutil
+
+    from stream.rule import HSVRule
+
+    plain = ColorClassifier(tiny_model["onnx"], tiny_model["labels"])
+    assert plain.rule_weight == 0.0
+    cs = crops(5) + [np.full((40, 60, 3), (0, 0, 210), np.uint8)]  # the last one: plain red
+    p0 = plain.predict_proba(cs)
+    mixed = ColorClassifier(tiny_model["onnx"], tiny_model["labels"], rule_weight=0.3)
+    p = mixed.predict_proba(cs)
+    vote = HSVRule(LABELS).predict_proba(cs)
+    np.testing.assert_allclose(p, 0.7 * p0 + 0.3 * vote, atol=1e-6)
+    np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
+    assert p[-1, LABELS.index("red")] >= 0.3
+    # batches equal singles with the rule too
+    np.testing.assert_allclose(np.concatenate([mixed.predict_proba([c]) for c in cs]), p, atol=1e-6)
+
+    d = tmp_path / "m"
+    d.mkdir()
+    shutil.copy(tiny_model["onnx"], d / "model.onnx")
+    (d / "model.json").write_text(json.dumps({"rule_weight": 0.3}))
+    assert ColorClassifier(d / "model.onnx", tiny_model["labels"]).rule_weight == 0.3
+    assert ColorClassifier(d / "model.onnx", tiny_model["labels"], rule_weight=0).rule_weight == 0.0
+    (d / "model.json").write_text(json.dumps({"rule_weight": "much"}))
+    with pytest.raises(ModelError, match="rule_weight must be a number in 0..1"):
+        ColorClassifier(d / "model.onnx", tiny_model["labels"])
+
+
+def test_rule_weight_needs_the_rules_colours(tiny_model, tmp_path):
+    """A user's own labels (e.g. the original's 14) can't take the ten-colour rule: a clear error."""
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(["silver", "beige", "golden", "bordeaux", "violet", "white", "gray", "black",
+                                 "red", "blue"]) + "\n")
+    assert ColorClassifier(tiny_model["onnx"], labels).rule is None
+    with pytest.raises(ModelError, match="colour rule needs labels"):
+        ColorClassifier(tiny_model["onnx"], labels, rule_weight=0.2)
+    with pytest.raises(ModelError, match="rule_weight must be in 0..1"):
+        ColorClassifier(tiny_model["onnx"], tiny_model["labels"], rule_weight=1.0)

@@ -9,6 +9,7 @@ def test_shipped_config_loads_with_absolute_paths():
     cfg = load_config()
     assert cfg.top_k == 3 and cfg.server.port == 6002
     assert cfg.model_file.is_absolute() and cfg.model_file.parent.parent == DEFAULT_CONFIG.parent / "models"
+    assert cfg.rule_weight is None and cfg.unknown_threshold is None  # the model's own values
 
 
 def test_relative_paths_follow_the_config_file(tmp_path):
@@ -27,6 +28,8 @@ def test_relative_paths_follow_the_config_file(tmp_path):
     ("boxes: [{name: a, xyxy: [5, 5, 1, 1]}]", "'boxes.0.xyxy'"),
     ("server: {port: 70000}", "'server.port'"),
     ("unknown_threshold: 2", "'unknown_threshold'"),
+    ("rule_weight: 1", "'rule_weight'"),
+    ("rule_wieght: 0.2", "did you mean 'rule_weight'?"),
     ("start: 5\nend: 2", "end (2.0) must be after start"),
     ("- a\n- b", "expected a mapping"),
     ("a: [", "not valid YAML"),
