@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
 from stream.dataset import LABELS, DataError, canonical_label, list_samples
+
+DEMO = Path(__file__).resolve().parents[1] / "demo"
 
 BGR = {"white": (235, 235, 235), "gray": (128, 128, 128), "black": (20, 20, 20), "red": (30, 30, 200),
        "blue": (200, 60, 30), "green": (40, 170, 40), "yellow": (30, 220, 230), "orange": (20, 130, 240),
@@ -40,7 +43,8 @@ def trained(tiny_data, tmp_path_factory, capsys_module=None):
 
     out = tmp_path_factory.mktemp("models") / "tiny"
     argv = ["--data", str(tiny_data), "--out", str(out), "--teacher", "none", "--sweep", "16:4",
-            "--views", "1", "--passes", "1", "--batch", "32", "--threads", "2"]
+            "--views", "1", "--passes", "1", "--batch", "32", "--threads", "2", "--background", "0.5",
+            "--another-camera", str(DEMO / "motorway-960x540.mp4"), str(DEMO / "motorway-cars.csv")]
     return out, main, argv
 
 
@@ -58,7 +62,14 @@ def test_train_writes_every_artefact_and_evaluate_reproduces_it(trained, capsys,
     assert 0 <= meta["unknown_threshold"] <= 1 and meta["architecture"] and "--data" in meta["trained_with"]
     card = (out / "MODEL_CARD.md").read_text()
     assert "Zenodo record 6634554" in card and "HSV rule" in card and "Robustness" in card
-    trained_metrics = json.loads((out / "metrics.json").read_text())["test"]
+    assert 0 <= meta["rule_weight"] < 0.5 and "Colour-rule weight" in card
+    everything = json.loads((out / "metrics.json").read_text())
+    assert [w for w, _ in everything["rule_weight_val"]][:2] == [0.0, 0.05]
+    assert everything["rule_weight"] == meta["rule_weight"]
+    another = everything["another_camera"]
+    assert another["source"]["cars"] == 14 and another["shipped"]["per_car"]["cars"] == 14
+    assert "## Another camera" in card and "cars right" in card
+    trained_metrics = everything["test"]
     line = re.search(r"top-1 (\S+)\s+top-2 (\S+)\s+macro-F1 (\S+)", printed)
     assert line and float(line.group(1)) == pytest.approx(trained_metrics["top1"], abs=5e-5)
 
@@ -129,3 +140,51 @@ def test_folder_without_split_dirs_is_split_deterministically(tiny_data):
     parts = {s: {x.path for x in list_samples(tiny_data, s)} for s in ("train", "val", "test")}
     assert not (parts["train"] & parts["test"]) and not (parts["val"] & parts["test"])
     assert sum(map(len, parts.values())) == len(list_samples(tiny_data)) == 140
+
+
+def test_evaluate_on_labelled_boxes_in_a_real_video(tmp_path, capsys):
+    """`evaluate --video --boxes`: crop metrics and per-car accuracy on the demo clip's 14 labelled cars."""
+    from stream.evaluate import main as evaluate
+
+    out = tmp_path / "ev"
+    assert evaluate(["--video", str(DEMO / "motorway-960x540.mp4"), "--boxes", str(DEMO / "motorway-cars.csv"),
+                     "--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    rows = (DEMO / "motorway-cars.csv").read_text().strip().splitlines()[1:]
+    assert m["n"] == len(rows) == 680
+    pc = m["per_car"]
+    assert pc["cars"] == 14 and len(pc["rows"]) == 14 and 0 <= pc["right"] <= 14
+    assert sum(r["crops"] for r in pc["rows"]) == 680
+    assert {r["colour"] for r in pc["rows"]} == {"black", "gray", "red", "white", "blue", "green"}
+    printed = capsys.readouterr().out
+    assert f"cars right: {pc['right']} / 14" in printed
+
+    # the rule alone (weight just under 1 would still be the model's; use the baseline directly)
+    from stream.baselines import HSVRule
+    from stream.evaluate import evaluate_classifier, load_video_boxes, per_car
+
+    crops, y, cars = load_video_boxes(DEMO / "motorway-960x540.mp4", DEMO / "motorway-cars.csv")
+    assert len(crops) == 680 and crops[0].ndim == 3
+    _, probs = evaluate_classifier(HSVRule(), crops, y)
+    assert per_car(y, probs, cars)["cars"] == 14
+
+
+def test_evaluate_boxes_errors_are_one_line(tmp_path, capsys):
+    from stream.evaluate import main as evaluate
+
+    video = str(DEMO / "motorway-960x540.mp4")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("car,colour,frame\n1,red,3\n")
+    cases = [
+        (["--boxes", str(tmp_path / "none.csv"), "--video", video], "boxes file not found"),
+        (["--boxes", str(bad), "--video", video], "expected columns car,colour,frame,x0,y0,x1,y1"),
+        (["--boxes", str(DEMO / "motorway-cars.csv")], "--boxes needs --video"),
+        (["--boxes", str(DEMO / "motorway-cars.csv"), "--video", str(tmp_path / "no.mp4")], "video not found"),
+    ]
+    bad2 = tmp_path / "tartan.csv"
+    bad2.write_text("car,colour,frame,x0,y0,x1,y1\n1,tartan,3,0,0,10,10\n")
+    cases.append((["--boxes", str(bad2), "--video", video], "unknown colour 'tartan'"))
+    for argv, message in cases:
+        assert evaluate(argv + ["--out", str(tmp_path / "o")]) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert message in err and err.count("\n") == 0, err
