@@ -228,19 +228,22 @@ def main(argv=None) -> int:
     runtimes = [("onnx", model)]
     if model.with_suffix(".keras").exists():
         runtimes.append(("keras", model.with_suffix(".keras")))
-    for kind, path in runtimes:
-        clf = ColorClassifier(path, args.labels)
-        for bs in ((1, 8, 32) if kind == "onnx" else (8,)):
+    runs = [(kind, path, None, (1, 8, 32) if kind == "onnx" else (8,)) for kind, path in runtimes]
+    runs.insert(1, ("onnx", model, 0.0, (8,)))  # the CNN alone: comparable with TFLite below
+    for kind, path, rule_weight, sizes in runs:
+        clf = ColorClassifier(path, args.labels, rule_weight=rule_weight)
+        what = f"CNN + colour rule {clf.rule_weight:.2f}" if clf.rule_weight else "CNN alone"
+        for bs in sizes:
             batches = [crops[i:i + bs] for i in range(0, len(crops), bs)]
             clf.predict_proba(batches[0])
             t = timed(lambda: [clf.predict_proba(b) for b in batches], args.repeats)
-            rows.append((f"carcolor {kind}: {model.parent.name} @{clf.input_size}px", bs, len(crops) / t))
+            rows.append((f"carcolor {kind}: {model.parent.name} @{clf.input_size}px, {what}", bs, len(crops) / t))
 
     keras_file = model.with_suffix(".keras")
     if keras_file.exists():
         cps = tflite_crops_per_s(keras_file, crops, args.repeats)
         if cps:
-            rows.append(("same model, TFLite + XNNPACK (not shipped)", 8, cps))
+            rows.append(("same CNN, TFLite + XNNPACK (not shipped), CNN alone", 8, cps))
 
     print("\n| classifier | batch | crops/s | ms/crop | x baseline |\n|---|---:|---:|---:|---:|")
     for name, bs, cps in rows:
