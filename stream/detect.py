@@ -19,7 +19,9 @@
   COCO's when the model has 80 classes), NMS. ``decode`` is the pure part.
 
     >>> det = MotionDetector(MotionConfig())                       # doctest: +SKIP
-    >>> cars = det(frame)        # Cars with boxes, score NaN (motion has no confidence)
+    >>> cars = det(frame)        # doctest: +SKIP
+
+(``cars``: boxes, score NaN: motion has no confidence.)
 """
 from __future__ import annotations
 

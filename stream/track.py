@@ -14,7 +14,9 @@ kept out of the tracker (it stays in the record with ``track_id = -1``): the
 tracks coast on their predictions and are picked up again when the cars part.
 
     >>> tracker = Tracker(TrackConfig())                          # doctest: +SKIP
-    >>> record = tracker(record)            # same cars, now with track ids
+    >>> record = tracker(record)            # doctest: +SKIP
+
+(The same cars, now with track ids.)
 """
 from __future__ import annotations
 
