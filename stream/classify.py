@@ -182,11 +182,6 @@ def model_meta(model_file: Path) -> dict:
     return data
 
 
-def model_threshold(model_file: Path) -> float:
-    """The ``unknown`` threshold calibrated for a model: ``model.json`` beside it, else 0 (never unknown)."""
-    return float(model_meta(model_file).get("unknown_threshold", 0.0))
-
-
 class ColorClassifier:
     """Top-k colours for car crops, all crops of a call in batched model runs.
 
