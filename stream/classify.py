@@ -29,7 +29,7 @@ import numpy as np
 from . import preprocess
 from .errors import ModelError, read_input
 from .record import TopK
-from .rule import HSVRule
+from .rule import HSVRule, mix
 
 UNKNOWN = "unknown"
 
@@ -251,7 +251,7 @@ class ColorClassifier:
             out.append(self._run(batch))
         probs = np.concatenate(out)
         if self.rule is not None:
-            probs = (1 - self.rule_weight) * probs + self.rule_weight * self.rule.predict_proba(crops)
+            probs = mix(probs, self.rule.predict_proba(crops), self.rule_weight)
         return probs.astype(np.float32, copy=False)
 
     def top(self, probs: np.ndarray, k: Optional[int] = None) -> List[TopK]:

@@ -43,6 +43,11 @@ def central_region(img: np.ndarray, frac: float = 0.5, max_side: int = 50) -> np
     return centre
 
 
+def mix(p_model: np.ndarray, p_rule: np.ndarray, weight: float) -> np.ndarray:
+    """(1 - weight) x the model's probabilities + weight x the rule's vote: still a distribution."""
+    return (1 - weight) * p_model + weight * p_rule
+
+
 class HSVRule:
     """Median HSV of the central half of each crop -> nearest named colour (one-hot output).
 

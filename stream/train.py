@@ -224,7 +224,9 @@ def choose_rule_weight(y: np.ndarray, p_model: np.ndarray, p_rule: np.ndarray, t
     the one that leans on it most is preferred: it is the one expected to travel best to
     other cameras. Weights of 0.5 and up would let the rule overrule any model answer.
     """
-    rows = [(float(w), float((((1 - w) * p_model + w * p_rule).argmax(1) == y).mean())) for w in grid]
+    from .rule import mix
+
+    rows = [(float(w), float((mix(p_model, p_rule, w).argmax(1) == y).mean())) for w in grid]
     best = max(a for _, a in rows)
     return max(w for w, a in rows if a >= best - tolerance), rows
 

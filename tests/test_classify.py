@@ -96,28 +96,32 @@ def test_missing_model_and_wrong_tensor_names(tmp_path, tiny_model):
         ColorClassifier(tiny_model["pb"], tiny_model["labels"], output_layer="logits")
 
 
-def test_unknown_threshold_from_model_json(tiny_model, tmp_path):
-    """null in the config = the model's calibrated threshold; a model without model.json: never unknown."""
+def _model_with_json(tiny_model, tmp_path, meta):
+    """The tiny ONNX model in tmp_path/m with ``meta`` as its model.json (rewritten on each call)."""
     import json
     import shutil
 
-    assert ColorClassifier(tiny_model["onnx"], tiny_model["labels"]).unknown_threshold == 0.0
     d = tmp_path / "m"
-    d.mkdir()
-    shutil.copy(tiny_model["onnx"], d / "model.onnx")
-    (d / "model.json").write_text(json.dumps({"unknown_threshold": 0.42}))
-    assert ColorClassifier(d / "model.onnx", tiny_model["labels"]).unknown_threshold == 0.42
-    assert ColorClassifier(d / "model.onnx", tiny_model["labels"], unknown_threshold=0.1).unknown_threshold == 0.1
-    (d / "model.json").write_text(json.dumps({"unknown_threshold": 7}))
+    d.mkdir(exist_ok=True)
+    if not (d / "model.onnx").exists():
+        shutil.copy(tiny_model["onnx"], d / "model.onnx")
+    (d / "model.json").write_text(json.dumps(meta))
+    return d / "model.onnx"
+
+
+def test_unknown_threshold_from_model_json(tiny_model, tmp_path):
+    """null in the config = the model's calibrated threshold; a model without model.json: never unknown."""
+    assert ColorClassifier(tiny_model["onnx"], tiny_model["labels"]).unknown_threshold == 0.0
+    model = _model_with_json(tiny_model, tmp_path, {"unknown_threshold": 0.42})
+    assert ColorClassifier(model, tiny_model["labels"]).unknown_threshold == 0.42
+    assert ColorClassifier(model, tiny_model["labels"], unknown_threshold=0.1).unknown_threshold == 0.1
+    _model_with_json(tiny_model, tmp_path, {"unknown_threshold": 7})
     with pytest.raises(ModelError, match="unknown_threshold must be a number in 0..1"):
-        ColorClassifier(d / "model.onnx", tiny_model["labels"])
+        ColorClassifier(model, tiny_model["labels"])
 
 
 def test_rule_weight_mixes_the_colour_rule_in(tiny_model, tmp_path):
     """w > 0: probabilities = (1 - w) CNN + w one-hot rule vote, still a distribution; from model.json."""
-    import json
-    import shutil
-
     from stream.rule import HSVRule
 
     plain = ColorClassifier(tiny_model["onnx"], tiny_model["labels"])
@@ -133,15 +137,12 @@ def test_rule_weight_mixes_the_colour_rule_in(tiny_model, tmp_path):
     # batches equal singles with the rule too
     np.testing.assert_allclose(np.concatenate([mixed.predict_proba([c]) for c in cs]), p, atol=1e-6)
 
-    d = tmp_path / "m"
-    d.mkdir()
-    shutil.copy(tiny_model["onnx"], d / "model.onnx")
-    (d / "model.json").write_text(json.dumps({"rule_weight": 0.3}))
-    assert ColorClassifier(d / "model.onnx", tiny_model["labels"]).rule_weight == 0.3
-    assert ColorClassifier(d / "model.onnx", tiny_model["labels"], rule_weight=0).rule_weight == 0.0
-    (d / "model.json").write_text(json.dumps({"rule_weight": "much"}))
+    model = _model_with_json(tiny_model, tmp_path, {"rule_weight": 0.3})
+    assert ColorClassifier(model, tiny_model["labels"]).rule_weight == 0.3
+    assert ColorClassifier(model, tiny_model["labels"], rule_weight=0).rule_weight == 0.0
+    _model_with_json(tiny_model, tmp_path, {"rule_weight": "much"})
     with pytest.raises(ModelError, match="rule_weight must be a number in 0..1"):
-        ColorClassifier(d / "model.onnx", tiny_model["labels"])
+        ColorClassifier(model, tiny_model["labels"])
 
 
 def test_rule_weight_needs_the_rules_colours(tiny_model, tmp_path):
