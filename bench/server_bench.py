@@ -42,9 +42,9 @@ def stand_in_model(folder: Path, size: int = 64, width: int = 16) -> Optional[Pa
     """A random-weight ONNX of the shipped student architecture + labels, or None without TF."""
     try:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        from stream.dataset import LABELS
-        from stream.export import export_onnx
-        from stream.train import build_student
+        from stream.labels import LABELS
+        from stream.training.export import export_onnx
+        from stream.training.train import build_student
     except Exception as e:  # TensorFlow or the training module unavailable
         print(f"bench: no stand-in student model ({e}); using the tiny test model", file=sys.stderr)
         return None

@@ -67,7 +67,7 @@ def real_crops(n, seed=0):
 def baseline_pb(path: Path) -> Path:
     import keras
 
-    from stream.export import freeze_pb
+    from stream.training.export import freeze_pb
 
     keras.utils.set_random_seed(0)
     model = keras.applications.MobileNetV2(input_shape=(224, 224, 3), weights=None, classes=14)

@@ -27,25 +27,10 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import preprocess
-from .errors import ModelError, read_input
+from .errors import ModelError
+from .labels import UNKNOWN, load_labels
 from .record import TopK
 from .rule import HSVRule, mix
-
-UNKNOWN = "unknown"
-
-
-def load_labels(path: Union[str, Path]) -> List[str]:
-    """Labels, one per line (UTF-8, or cp1251 as the original's files were)."""
-    raw = read_input(path, "labels file", ModelError)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("cp1251")
-    labels = [line.strip() for line in text.splitlines() if line.strip()]
-    if not labels:
-        raise ModelError(f"labels file is empty: {path}")
-    return labels
-
 
 # --- runtimes: each takes a float32 batch and returns (N, C) probabilities ------------------
 

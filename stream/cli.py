@@ -25,8 +25,8 @@ from .errors import CarcolorError
 # Subcommands whose module owns its own argument parser: name -> (module, help).
 DELEGATED = {
     "serve": ("stream.server", "serve the original HTTP API (POST / with an image) on port 6002"),
-    "train": ("stream.train", "train a colour model on labelled photos"),
-    "evaluate": ("stream.evaluate", "measure a colour model on labelled photos"),
+    "train": ("stream.training.train", "train a colour model on labelled photos"),
+    "evaluate": ("stream.training.evaluate", "measure a colour model on labelled photos"),
     "report": ("stream.report", "per-colour table and chart from a JSON Lines log"),
 }
 

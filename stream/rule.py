@@ -23,7 +23,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .dataset import LABELS
+from .labels import LABELS
 
 # hue bands in degrees -> colour
 BANDS = ((0, 12, "red"), (12, 38, "orange"), (38, 70, "yellow"), (70, 170, "green"),

@@ -67,7 +67,7 @@ def tiny_model(tmp_path_factory):
     """A small random-weight Keras CNN saved as .keras, frozen .pb (input_1 -> softmax/Softmax) and .onnx."""
     import keras
 
-    from stream.export import export_onnx, freeze_pb
+    from stream.training.export import export_onnx, freeze_pb
 
     d = tmp_path_factory.mktemp("model")
     keras.utils.set_random_seed(7)

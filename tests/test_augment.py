@@ -1,11 +1,12 @@
-"""Training-time image changes (stream.augment): colour-safe augmentation, hue synthesis, road re-lighting."""
+"""Training-time image changes (stream.training.augment): colour-safe augmentation, hue synthesis, road re-lighting."""
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from stream import augment as aug
-from stream.dataset import LABELS, load_split
+from stream.training import augment as aug
+from stream.labels import LABELS
+from stream.training.dataset import load_split
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "traffic-colors"
 

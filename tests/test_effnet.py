@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stream.torchweights import _LEGACY_MAGIC, load_state_dict
+from stream.training.torchweights import _LEGACY_MAGIC, load_state_dict
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "traffic-colors"
 
@@ -41,7 +41,7 @@ def test_port_calls_dataset_cars_imagenet_vehicles():
     """Car photos from the data set, upscaled to 224, come out as ImageNet vehicle classes."""
     import cv2
 
-    from stream.effnet import efficientnet_lite0, load_torch_weights, weights_path
+    from stream.training.effnet import efficientnet_lite0, load_torch_weights, weights_path
     from stream.preprocess import scale, to_batch
 
     sd = load_state_dict(weights_path())

@@ -5,7 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from stream.dataset import LABELS, load_split
+from stream.labels import LABELS
+from stream.training.dataset import load_split
 from stream.rule import HSVRule, central_region
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "traffic-colors"

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stream.dataset import LABELS
+from stream.labels import LABELS
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "default"
@@ -77,7 +77,7 @@ def test_shipped_classifier_on_another_camera():
     against losing what the rule brings there, with one car of slack.
     """
     from stream.classify import ColorClassifier
-    from stream.evaluate import evaluate_classifier, load_video_boxes, per_car
+    from stream.training.evaluate import evaluate_classifier, load_video_boxes, per_car
 
     crops, y, cars = load_video_boxes(ROOT / "demo" / "motorway-960x540.mp4", ROOT / "demo" / "motorway-cars.csv")
     shipped = ColorClassifier(MODEL / "model.onnx", MODEL / "labels.txt")

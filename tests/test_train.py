@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from stream.dataset import LABELS, DataError, canonical_label, list_samples
+from stream.labels import LABELS, canonical_label
+from stream.training.dataset import DataError, list_samples
 
 DEMO = Path(__file__).resolve().parents[1] / "demo"
 
@@ -39,7 +40,7 @@ def tiny_data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(tiny_data, tmp_path_factory, capsys_module=None):
-    from stream.train import main
+    from stream.training.train import main
 
     out = tmp_path_factory.mktemp("models") / "tiny"
     argv = ["--data", str(tiny_data), "--out", str(out), "--teacher", "none", "--sweep", "16:4",
@@ -73,7 +74,7 @@ def test_train_writes_every_artefact_and_evaluate_reproduces_it(trained, capsys,
     line = re.search(r"top-1 (\S+)\s+top-2 (\S+)\s+macro-F1 (\S+)", printed)
     assert line and float(line.group(1)) == pytest.approx(trained_metrics["top1"], abs=5e-5)
 
-    from stream.evaluate import main as evaluate
+    from stream.training.evaluate import main as evaluate
 
     eval_out = tmp_path / "eval"
     assert evaluate(["--data", str(trained_metrics_dir(argv)), "--model", str(out), "--split", "test",
@@ -95,7 +96,7 @@ def trained_metrics_dir(argv):
 
 
 def test_original_labels_fold_into_the_ten():
-    from stream.evaluate import evaluate_classifier
+    from stream.training.evaluate import evaluate_classifier
 
     class Original:  # the classifier protocol, with the original's label names
         labels = ["Silver", "beige", "Bordeaux", "violet", "tartan", "White"]
@@ -111,8 +112,8 @@ def test_original_labels_fold_into_the_ten():
 
 
 def test_bad_inputs_give_one_clear_line(tmp_path, capsys):
-    from stream.evaluate import main as evaluate
-    from stream.train import main as train
+    from stream.training.evaluate import main as evaluate
+    from stream.training.train import main as train
 
     assert evaluate(["--data", str(tmp_path / "nope")]) != 0
     err = capsys.readouterr().err.strip()
@@ -126,7 +127,7 @@ def test_bad_inputs_give_one_clear_line(tmp_path, capsys):
     bad.mkdir(parents=True)
     (bad / "x.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(DataError, match="cannot read image"):
-        from stream.dataset import load_split
+        from stream.training.dataset import load_split
         load_split(tmp_path / "bad", "all")
     model = tmp_path / "m.xyz"
     model.write_bytes(b"?")
@@ -144,7 +145,7 @@ def test_folder_without_split_dirs_is_split_deterministically(tiny_data):
 
 def test_evaluate_on_labelled_boxes_in_a_real_video(tmp_path, capsys):
     """`evaluate --video --boxes`: crop metrics and per-car accuracy on the demo clip's 14 labelled cars."""
-    from stream.evaluate import main as evaluate
+    from stream.training.evaluate import main as evaluate
 
     out = tmp_path / "ev"
     assert evaluate(["--video", str(DEMO / "motorway-960x540.mp4"), "--boxes", str(DEMO / "motorway-cars.csv"),
@@ -160,8 +161,8 @@ def test_evaluate_on_labelled_boxes_in_a_real_video(tmp_path, capsys):
     assert f"cars right: {pc['right']} / 14" in printed
 
     # the rule alone (weight just under 1 would still be the model's; use the baseline directly)
-    from stream.baselines import HSVRule
-    from stream.evaluate import evaluate_classifier, load_video_boxes, per_car
+    from stream.training.baselines import HSVRule
+    from stream.training.evaluate import evaluate_classifier, load_video_boxes, per_car
 
     crops, y, cars = load_video_boxes(DEMO / "motorway-960x540.mp4", DEMO / "motorway-cars.csv")
     assert len(crops) == 680 and crops[0].ndim == 3
@@ -170,7 +171,7 @@ def test_evaluate_on_labelled_boxes_in_a_real_video(tmp_path, capsys):
 
 
 def test_evaluate_boxes_errors_are_one_line(tmp_path, capsys):
-    from stream.evaluate import main as evaluate
+    from stream.training.evaluate import main as evaluate
 
     video = str(DEMO / "motorway-960x540.mp4")
     bad = tmp_path / "bad.csv"

@@ -1,12 +1,12 @@
-"""Labelled colour data sets: the ten colour names, label folding, and loaders.
+"""Labelled colour data sets: loaders (the colour names and their folding are in ``stream.labels``).
 
 A data folder is either laid out ``<colour>/<image>`` (at any depth, e.g.
 ``images/test/<colour>/x.jpg``; the nearest parent folder named after a colour
 gives the label) or has a ``labels.csv`` with ``path,colour,split`` columns like
 ``../shared/datasets/traffic-colors/``.
 
-    >>> canonical_label("Silver"), canonical_label("bordeaux"), canonical_label("tartan")
-    ('gray', 'red', None)
+    >>> [s.label for s in list_samples(DEFAULT_DATA)][:1]   # doctest: +SKIP
+    ['white']
 """
 from __future__ import annotations
 
@@ -19,32 +19,15 @@ from typing import List, Optional, Sequence
 import cv2
 import numpy as np
 
-from .errors import CarcolorError
+from ..errors import CarcolorError
+from ..labels import LABELS, canonical_label
 
-LABELS = ("white", "gray", "black", "red", "blue", "green", "yellow", "orange", "brown", "purple")
-ACHROMATIC = ("white", "gray", "black")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 DEFAULT_DATA = Path("..") / "shared" / "datasets" / "traffic-colors"
-
-# The original server's 14 names (and common spellings) folded into the ten.
-_FOLD = {
-    "grey": "gray", "silver": "gray",
-    "beige": "brown", "golden": "brown", "gold": "brown", "tan": "brown", "champagne": "brown",
-    "bordeaux": "red", "maroon": "red", "burgundy": "red",
-    "violet": "purple", "pink": "purple", "magenta": "purple",
-    "navy": "blue", "cyan": "blue", "light blue": "blue", "lightblue": "blue",
-}
 
 
 class DataError(CarcolorError, ValueError):
     """A data folder or image that cannot be used."""
-
-
-def canonical_label(name: str) -> Optional[str]:
-    """One of :data:`LABELS` for a colour name (case-folded, original names folded), else None."""
-    key = name.strip().lower().replace("_", " ").replace("-", " ")
-    key = _FOLD.get(key, key)
-    return key if key in LABELS else None
 
 
 @dataclass(frozen=True)

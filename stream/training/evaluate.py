@@ -5,7 +5,7 @@ frozen ``.pb`` with its own labels file: its labels are folded into the ten
 colours (silver -> gray, beige/golden -> brown, bordeaux -> red, violet -> purple,
 case-folded); a prediction whose label folds into none counts as wrong.
 
-    python -c "import sys; from stream.evaluate import main; sys.exit(main(sys.argv[1:]))" \\
+    python -c "import sys; from stream.training.evaluate import main; sys.exit(main(sys.argv[1:]))" \\
         --data ../shared/datasets/traffic-colors --model models/default
 """
 from __future__ import annotations
@@ -19,8 +19,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import metrics as M
-from .dataset import LABELS, DataError, canonical_label, load_split
-from .errors import CarcolorError
+from ..labels import LABELS, canonical_label
+from .dataset import DataError, load_split
+from ..errors import CarcolorError
 
 DEFAULT_MODEL = Path("models") / "default"
 
@@ -68,7 +69,7 @@ def load_video_boxes(video: str | Path, boxes: str | Path) -> Tuple[List[np.ndar
 
     import cv2
 
-    from .errors import read_input
+    from ..errors import read_input
 
     try:
         text = read_input(boxes, "boxes file", DataError).decode("utf-8-sig")
@@ -171,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        from .classify import ColorClassifier
+        from ..classify import ColorClassifier
 
         if args.boxes:
             if not args.video:

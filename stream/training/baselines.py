@@ -17,15 +17,15 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .dataset import LABELS
-from .rule import HSVRule
+from ..labels import LABELS
+from ..rule import HSVRule
 
 __all__ = ["HSVRule", "HistogramLR", "hsv_histogram"]
 
 
 def hsv_histogram(crops: Sequence[np.ndarray], size: int = 64, bins=(12, 4, 4)) -> np.ndarray:
     """L1-normalised joint HSV histograms of the centre square of each crop, shape (N, prod(bins))."""
-    from .preprocess import to_batch
+    from ..preprocess import to_batch
 
     rgb = to_batch(crops, size)
     feats = np.empty((len(crops), int(np.prod(bins))), np.float32)

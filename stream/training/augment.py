@@ -25,7 +25,7 @@ from typing import Dict, List, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .dataset import ACHROMATIC, LABELS
+from ..labels import ACHROMATIC, LABELS
 
 # Target hue bands in degrees (0..360) for label-changing hue rotation.
 HUE_BANDS: Dict[str, Tuple[float, float]] = {

@@ -6,7 +6,7 @@ state dict needs (``collections.OrderedDict``, ``torch._utils._rebuild_tensor_v2
 and the typed ``torch.*Storage`` classes); any other global is refused, so a
 malicious file cannot run code.
 
-    >>> from stream.torchweights import load_state_dict   # doctest: +SKIP
+    >>> from stream.training.torchweights import load_state_dict   # doctest: +SKIP
     >>> sd = load_state_dict("efficientnet-lite0.pth")     # doctest: +SKIP
     >>> sd["_conv_stem.weight"].shape                      # doctest: +SKIP
     (32, 3, 3, 3)

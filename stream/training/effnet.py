@@ -5,7 +5,7 @@ widths, so it is a plain stack of MBConv blocks. Layer names follow the PyTorch
 state dict (``blocks.3.depthwise_conv`` ...) so :func:`load_torch_weights` maps
 weights by name. Input: float32 RGB in [-1, 1] (carcolor's range), NHWC.
 
-    >>> from stream.effnet import efficientnet_lite0      # doctest: +SKIP
+    >>> from stream.training.effnet import efficientnet_lite0      # doctest: +SKIP
     >>> model = efficientnet_lite0(input_size=224)        # doctest: +SKIP
     >>> model.output_shape                                # doctest: +SKIP
     (None, 1000)
@@ -95,7 +95,7 @@ def weights_path() -> Path:
 
 def load_torch_weights(model, state_dict: dict | None = None, skip_top: bool = False) -> int:
     """Copy PyTorch EfficientNet-Lite0 weights into ``model``; returns tensors set."""
-    from stream.torchweights import load_state_dict
+    from stream.training.torchweights import load_state_dict
 
     sd = state_dict if state_dict is not None else load_state_dict(weights_path())
     sd = {k.lstrip("_").replace("._", "."): v for k, v in sd.items()}
