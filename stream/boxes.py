@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -22,31 +23,15 @@ import numpy as np
 
 from .config import Region
 from .errors import BoxesError, read_input
+from .geometry import clip_boxes, to_pixels
 from .record import Cars, Frame
-
-MIN_SIDE = 2  # pixels: a box thinner than this has no colour to read
-
 
 def clip(cars: Cars, width: int, height: int) -> Tuple[Cars, int]:
     """``cars`` clipped to a width x height frame, minus the degenerate ones; and how many were dropped."""
     if len(cars) == 0:
         return cars, 0
-    xyxy = cars.xyxy.astype(np.int64)
-    xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, width)
-    xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, height)
-    keep = ((xyxy[:, 2] - xyxy[:, 0]) >= MIN_SIDE) & ((xyxy[:, 3] - xyxy[:, 1]) >= MIN_SIDE)
-    clipped = Cars(xyxy, cars.score, cars.track_id, cars.name, cars.top, cars.color)
-    return clipped.select(keep), int((~keep).sum())
-
-
-def _to_pixels(xyxy: np.ndarray) -> np.ndarray:
-    """Float boxes -> int pixel edges, rounding outwards never past a whole pixel."""
-    bad = ~np.isfinite(xyxy).all(axis=1)
-    out = np.zeros_like(xyxy, dtype=np.int64)
-    good = xyxy[~bad]
-    out[~bad, :2] = np.floor(good[:, :2])
-    out[~bad, 2:] = np.ceil(good[:, 2:])
-    return out  # non-finite rows become (0,0,0,0) and are dropped by clip()
+    xyxy, keep = clip_boxes(cars.xyxy.astype(np.int64), width, height)
+    return replace(cars, xyxy=xyxy).select(keep), int((~keep).sum())
 
 
 class WholeFrame:
@@ -72,7 +57,7 @@ class FixedRegions:
             x1, y1, x2, y2 = r.xyxy
             rows.append([x1 * w, y1 * h, x2 * w, y2 * h] if r.relative else [x1, y1, x2, y2])
         names = tuple(r.name or f"region{i}" for i, r in enumerate(self.regions))
-        return Cars(_to_pixels(np.asarray(rows, np.float64)), name=names)
+        return Cars(to_pixels(np.asarray(rows, np.float64)), name=names)
 
 
 class DetectionsFile:
@@ -167,21 +152,17 @@ class DetectionsFile:
         if not rows:
             return Cars.empty()
         arr = np.asarray([r[:4] for r in rows], np.float64)
-        return Cars(_to_pixels(arr), score=[r[5] for r in rows], track_id=[r[4] for r in rows])
+        return Cars(to_pixels(arr), score=[r[5] for r in rows], track_id=[r[4] for r in rows])
 
 
 def box_source(cfg, boxes_file: Optional[Union[str, Path]] = None, fps: float = 30.0):
     """The box source the config and command line ask for (a file beats the detector, which beats regions)."""
     if boxes_file is not None:
         return DetectionsFile(boxes_file, fps)
-    if cfg.detector == "motion":
-        from .detect import MotionDetector
+    if cfg.detector != "none":
+        from .detect import build_detector
 
-        return MotionDetector(cfg.motion)
-    if cfg.detector == "onnx":
-        from .detect import OnnxDetector
-
-        return OnnxDetector(cfg.onnx_detector, threads=cfg.threads)
+        return build_detector(cfg.detector, cfg)
     if cfg.boxes:
         return FixedRegions(cfg.boxes)
     return WholeFrame()

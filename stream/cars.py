@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from .config import CountLineConfig, TrackConfig
-from .detect import polygon_pixels
+from .geometry import crosses, polygon_pixels
 from .record import FrameRecord, TopK
 
 
@@ -193,25 +193,6 @@ class CarVotes:
 def crop_name(event: Mapping) -> str:
     """The JPEG name of a car event's best crop: ``car-<id>-<first>s-<colour>.jpg``."""
     return f"car-{event['id']}-{event['first']:.2f}s-{event['color']}.jpg"
-
-
-def _side(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> float:
-    return float((b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0]))
-
-
-def crosses(a: np.ndarray, b: np.ndarray, p0: np.ndarray, p1: np.ndarray) -> int:
-    """+1 / -1 when the step p0 -> p1 crosses segment a-b (to its positive / negative side), else 0.
-
-    Positive is the side where ``(b - a) x (p - a) > 0``: in image coordinates
-    (y down), the right-hand side when looking from a to b.
-    """
-    s0, s1 = _side(a, b, p0), _side(a, b, p1)
-    if (s0 > 0) == (s1 > 0) or s0 == 0 and s1 == 0:
-        return 0
-    t0, t1 = _side(p0, p1, a), _side(p0, p1, b)
-    if (t0 > 0) == (t1 > 0) and t0 != 0 and t1 != 0:
-        return 0  # the step passes the line beyond its ends
-    return 1 if s1 > 0 else -1
 
 
 class LineCounter:

@@ -27,20 +27,8 @@ from typing import Optional
 import numpy as np
 
 from .config import TrackConfig
+from .geometry import coverage, iou_matrix
 from .record import Cars, FrameRecord
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box of ``a`` (N, 4) with every box of ``b`` (M, 4), xyxy."""
-    a = a.astype(np.float64)[:, None, :]
-    b = b.astype(np.float64)[None, :, :]
-    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = iw * ih
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    union = area_a + area_b - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def _bytetrack(cfg: TrackConfig):
@@ -80,12 +68,7 @@ class Tracker:
         pred = self.predicted()
         if len(pred) < 2 or not len(xyxy):
             return np.zeros(len(xyxy), bool)
-        a = xyxy.astype(np.float64)[:, None, :]
-        b = pred[None, :, :]
-        iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-        ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-        area = np.maximum(1e-9, (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]))
-        return ((iw * ih / area) >= 0.5).sum(axis=1) >= 2
+        return (coverage(xyxy, pred) >= 0.5).sum(axis=1) >= 2
 
     def assign(self, cars: Cars) -> np.ndarray:
         """Track ids (int64 (N,), -1 = none yet) for this frame's cars; advances the tracker one frame."""

@@ -8,7 +8,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from stream.boxes import DetectionsFile, box_source
 from stream.config import Config, MotionConfig, OnnxDetectorConfig
-from stream.detect import COCO, MotionDetector, OnnxDetector, decode, letterbox, nms
+from stream.detect import COCO, MotionDetector, OnnxDetector, decode, letterbox
+from stream.geometry import nms
 from stream.errors import ConfigError, ModelError
 from stream.record import Frame
 
