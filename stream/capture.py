@@ -22,17 +22,49 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterator, Optional, Tuple, Union
+from typing import Callable, Dict, Iterator, Optional, Protocol, Tuple, Union, runtime_checkable
 
 import cv2
 import numpy as np
 
 from .config import LiveConfig
 from .errors import SourceError
+from .events import StatusEvent
 from .record import Frame
 
-EventSink = Callable[[Dict], None]
+EventSink = Callable[[StatusEvent], None]
 _END = object()
+
+
+@runtime_checkable
+class Source(Protocol):
+    """What the pipeline may read of a source (``FileSource`` and ``LiveSource`` both provide it).
+
+    ``fps`` is the source's frame rate (0 until a live source is online);
+    ``expected`` the frames the iteration should yield (0 = unknown, live);
+    ``frames_read`` the frames decoded so far; ``dropped`` those a live source
+    replaced before the consumer took them; ``reconnects`` a live source's
+    reconnections; ``truncated`` True when a file ended before its header's
+    ``frame_count``.
+    """
+
+    name: str
+    live: bool
+    fps: float
+    frame_count: int
+    frames_read: int
+    dropped: int
+    reconnects: int
+    truncated: bool
+
+    @property
+    def expected(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Frame]: ...
+
+    def stats(self) -> Dict: ...
+
+    def close(self) -> None: ...
 
 
 def is_live(spec: Union[str, int]) -> bool:
@@ -43,7 +75,7 @@ def is_live(spec: Union[str, int]) -> bool:
 
 def open_source(spec: Union[str, int, Path], *, every: int = 1, start: float = 0.0,
                 end: Optional[float] = None, live: Optional[LiveConfig] = None,
-                on_event: Optional[EventSink] = None, queue_size: int = 8):
+                on_event: Optional[EventSink] = None, queue_size: int = 8) -> Source:
     """A ``FileSource`` or ``LiveSource`` for ``spec`` (path, webcam index or URL)."""
     if is_live(spec):
         return LiveSource(spec, live or LiveConfig(), on_event=on_event)
@@ -54,6 +86,8 @@ class FileSource:
     """Every frame of a video file, in order, decoded ahead in a thread."""
 
     live = False
+    dropped = 0      # a file never drops a frame
+    reconnects = 0
 
     def __init__(self, path: Union[str, Path], *, every: int = 1, start: float = 0.0,
                  end: Optional[float] = None, queue_size: int = 8):
@@ -288,6 +322,7 @@ class LiveSource:
     """
 
     live = True
+    truncated = False
 
     def __init__(self, spec: Union[str, int], cfg: Optional[LiveConfig] = None,
                  on_event: Optional[EventSink] = None):
@@ -349,9 +384,8 @@ class LiveSource:
         return True
 
     # --- supervisor thread --------------------------------------------------------------------
-    def _emit(self, event: str, **fields) -> None:
-        self.on_event({"event": event, "source": self.name, "t": round(time.monotonic() - self._t0, 3),
-                       "wall": round(time.time(), 3), **fields})
+    def _emit(self, status: str, **details) -> None:
+        self.on_event(StatusEvent(status, self.name, time.monotonic() - self._t0, time.time(), details))
 
     def _abandon(self, conn: _Connection) -> None:
         with self._lock, self._cond:

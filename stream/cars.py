@@ -3,14 +3,15 @@
 Two pipeline stages that read track ids (from ``track.Tracker`` or an external
 MOT file) and keep per-track state:
 
-- ``CarVotes``: every crop of a track adds its colour probabilities, weighted by
-  crop quality (size, distance from the frame edge, sharpness); the track's
-  cars then show the voted colours (so the overlay label does not flicker),
-  and when the track ends (unseen for ``track_timeout`` frames, gone at the
-  frame edge, or the end of the stream) one ``{"event": "car", ...}`` goes into
-  the record's events, optionally with its best crop saved as a JPEG.
+- ``CarVotes``: every crop of a track adds its colour probabilities
+  (``Cars.crop_top``), weighted by crop quality (size, distance from the frame
+  edge, sharpness); the track's cars then carry the vote (``Cars.vote_top``,
+  ``vote_color``: shown instead of the crop's, so the overlay label does not
+  flicker), and when the track ends (unseen for ``track_timeout`` frames, gone
+  at the frame edge, or the end of the stream) one ``CarEvent`` goes into the
+  record's events, optionally with its best crop saved as a JPEG.
 - ``LineCounter``: a track whose centre crosses the count line is counted once,
-  by direction and colour; ``{"event": "count", ...}`` lines go to the log every
+  by direction and colour; ``CountEvent`` lines go to the log every
   ``interval`` seconds of video and at the end.
 
 Both have ``finish(record) -> record``, which the pipeline calls once after the
@@ -21,13 +22,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 
 from .config import CountLineConfig, TrackConfig
+from .events import CarEvent, CountEvent, Event
 from .geometry import crosses, polygon_pixels
+from .labels import UNKNOWN
 from .record import FrameRecord, TopK
 
 
@@ -109,7 +112,7 @@ class CarVotes:
         ranked = t.ranked()
         shown = self._shown(t)
         if dict(ranked)[shown] < self.unknown_threshold:
-            return tuple(ranked[: self.top_k]), "unknown"
+            return tuple(ranked[: self.top_k]), UNKNOWN
         top = [(shown, dict(ranked)[shown])] + [cv for cv in ranked if cv[0] != shown]
         return tuple(top[: self.top_k]), shown
 
@@ -118,7 +121,8 @@ class CarVotes:
         frame, cars = record.frame, record.cars
         image = frame.image
         h, w = image.shape[:2]
-        tops, colors = list(cars.top), list(cars.color)
+        tops: List[TopK] = [()] * len(cars)
+        colors: List[str] = [""] * len(cars)
         seen = set()
         for i in range(len(cars)):
             tid = int(cars.track_id[i])
@@ -131,11 +135,11 @@ class CarVotes:
                 t = self.tracks[tid] = _Track(tid, frame.timestamp, frame.timestamp, self.count, box)
             t.last, t.last_seen, t.box = frame.timestamp, self.count, box
             t.frames += 1
-            if not cars.top:
+            if not cars.crop_top:
                 continue
             q = crop_quality(image, box)
             t.weight += q
-            for c, p in cars.top[i]:
+            for c, p in cars.crop_top[i]:
                 t.votes[c] = t.votes.get(c, 0.0) + q * p
             if q > t.best:
                 t.best, t.best_box = q, box
@@ -144,8 +148,8 @@ class CarVotes:
             tops[i], colors[i] = self._top(t)
         events = [self._end(t) for t in self._ending(w, h)]
         events = [e for e in events if e is not None]
-        if tops:
-            record = replace(record, cars=cars.with_colors(tops, colors))
+        if any(colors):
+            record = replace(record, cars=cars.with_votes(tops, colors))
         if events:
             record = replace(record, events=tuple(record.events) + tuple(events))
         return record
@@ -165,7 +169,7 @@ class CarVotes:
                 out.append(t)
         return out
 
-    def _end(self, t: _Track) -> Optional[Dict]:
+    def _end(self, t: _Track) -> Optional[CarEvent]:
         del self.tracks[t.id]
         self.ended.add(t.id)
         if t.frames < self.cfg.min_frames or not t.votes:
@@ -173,11 +177,8 @@ class CarVotes:
         ranked = t.ranked()
         color, prob = ranked[0]
         if prob < self.unknown_threshold:
-            color = "unknown"
-        event = {"event": "car", "id": t.id, "first": round(t.first, 3), "last": round(t.last, 3),
-                 "frames": t.frames, "color": color, "prob": round(prob, 4),
-                 "colors": [{"color": c, "prob": round(p, 6)} for c, p in ranked[: self.top_k]],
-                 "box": list(t.best_box)}
+            color = UNKNOWN
+        event = CarEvent(t.id, t.first, t.last, t.frames, color, prob, tuple(ranked[: self.top_k]), t.best_box)
         if self.save_crops is not None and t.best_crop is not None and t.best_crop.size:
             cv2.imwrite(str(self.save_crops / crop_name(event)), t.best_crop)
         self.cars += 1
@@ -190,9 +191,9 @@ class CarVotes:
         return replace(record, events=tuple(record.events) + tuple(events))
 
 
-def crop_name(event: Mapping) -> str:
+def crop_name(event: CarEvent) -> str:
     """The JPEG name of a car event's best crop: ``car-<id>-<first>s-<colour>.jpg``."""
-    return f"car-{event['id']}-{event['first']:.2f}s-{event['color']}.jpg"
+    return f"car-{event.id}-{round(event.first, 3):.2f}s-{event.color}.jpg"
 
 
 class LineCounter:
@@ -227,23 +228,18 @@ class LineCounter:
         if by[color] <= 0:
             del by[color]
 
-    def event(self, t: float, final: bool = False) -> Dict:
-        event = {"event": "count", "t": round(t, 3),
-                 "counts": {d: dict(sorted(c.items())) for d, c in self.counts.items()},
-                 "total": sum(self.totals.values())}
-        if final:
-            event["final"] = True
-        return event
+    def event(self, t: float, final: bool = False) -> CountEvent:
+        return CountEvent(t, {d: dict(sorted(c.items())) for d, c in self.counts.items()}, final)
 
-    def _recolor(self, events: Sequence[Mapping]) -> None:
+    def _recolor(self, events: Sequence[Event]) -> None:
         """A car event carries the track's final colour: move its count there if the vote changed."""
         for e in events:
-            if e.get("event") != "car":
+            if not isinstance(e, CarEvent):
                 continue
-            st = self._state.pop(e["id"], None)
-            if st is not None and st[3] is not None and st[3] != e["color"]:
+            st = self._state.pop(e.id, None)
+            if st is not None and st[3] is not None and st[3] != e.color:
                 self._add(st[2], st[3], -1)
-                self._add(st[2], e["color"], +1)
+                self._add(st[2], e.color, +1)
 
     def __call__(self, record: FrameRecord) -> FrameRecord:
         frame, cars = record.frame, record.cars
@@ -267,7 +263,7 @@ class LineCounter:
                     st[2] = self.directions[0] if way > 0 else self.directions[1]
             st[0] = centre
             if st[2] is not None and st[3] is None and st[1] >= self.min_frames:
-                st[3] = cars.color[i] if cars.color else "unknown"
+                st[3] = cars.shown_color[i] if cars.shown_color else UNKNOWN
                 self._add(st[2], st[3], +1)
         self._recolor(record.events)
         if self._frames % 1000 == 0:  # forget tracks long gone without a car event (too short to report)

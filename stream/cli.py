@@ -51,7 +51,7 @@ def cmd_run(args) -> int:
 def cmd_classify(args) -> int:
     from .classify import ColorClassifier
     from .imageio import read_image
-    from .sinks import colors_json
+    from .events import colors_json
 
     cfg = _config(args).override(top_k=args.top_k, model_file=args.model, label_file=args.labels)
     images = [read_image(p) for p in args.images]  # all decodable (and not bombs) before the model loads

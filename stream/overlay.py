@@ -49,9 +49,10 @@ class Overlay:
         cars = record.cars
         lines = []
         head = f"#{cars.track_id[i]} " if cars.track_id[i] >= 0 else ""
-        if cars.color:
-            decision = cars.color[i]
-            top = cars.top[i] if cars.top else ()
+        colors = cars.shown_color
+        if colors:
+            decision = colors[i]
+            top = cars.shown_top[i] if cars.shown_top else ()
             if decision == "unknown" or not top:
                 lines.append((f"{head}unknown", "unknown"))
             for j, (name, prob) in enumerate(top[: self.show]):
@@ -69,7 +70,7 @@ class Overlay:
             self._counts(out, scale, thick, placed)
         for i, (x1, y1, x2, y2) in enumerate(record.cars.xyxy.tolist()):
             lines = self.label_lines(record, i)
-            color = self.box_color or (swatch(lines[0][1]) if lines and record.cars.color else (0, 220, 255))
+            color = self.box_color or (swatch(lines[0][1]) if lines and record.cars.crop_color else (0, 220, 255))
             cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), (0, 0, 0), thick + 2)
             cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), color, thick)
             self._label(out, lines, x1, y1, y2, scale, thick, placed)

@@ -8,9 +8,12 @@ replaces with ``dataclasses.replace`` instead of writing into it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .events import Event
 
 TopK = Tuple[Tuple[str, float], ...]
 
@@ -50,16 +53,26 @@ class Cars:
     - ``score``: float32 (N,) detector confidence, NaN when unknown.
     - ``track_id``: int64 (N,), -1 when the car is not tracked.
     - ``name``: N strings (a configured region's name, else "").
-    - ``top``: N top-k lists of (colour, probability), empty before classifying.
-    - ``color``: N decisions (a colour or "unknown"), empty before classifying.
+    - ``crop_top``: N top-k lists of (colour, probability) of each car's crop in
+      this frame, from the classifier; empty before classifying.
+    - ``crop_color``: N per-crop decisions (a colour or "unknown"), likewise.
+    - ``vote_top``: N top-k lists of (colour, vote share) over the car's track so
+      far, from ``CarVotes``; ``()`` for a car without a vote (untracked); the
+      whole column is empty before voting.
+    - ``vote_color``: N voted decisions, ``""`` for a car without a vote.
+
+    ``shown_top`` / ``shown_color`` are what to show or log for each car: the
+    vote where there is one, else the crop's.
     """
 
     xyxy: np.ndarray
     score: np.ndarray = None  # type: ignore[assignment]
     track_id: np.ndarray = None  # type: ignore[assignment]
     name: Tuple[str, ...] = None  # type: ignore[assignment]
-    top: Tuple[TopK, ...] = ()
-    color: Tuple[str, ...] = ()
+    crop_top: Tuple[TopK, ...] = ()
+    crop_color: Tuple[str, ...] = ()
+    vote_top: Tuple[TopK, ...] = ()
+    vote_color: Tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         xyxy = np.array(self.xyxy, dtype=np.int32)  # a copy: the record owns its arrays
@@ -76,16 +89,18 @@ class Cars:
                 raise ValueError(f"{label} must have shape ({n},), got {col.shape}")
         if len(name) != n:
             raise ValueError(f"name must have {n} entries, got {len(name)}")
-        if self.top and len(self.top) != n:
-            raise ValueError(f"top must have {n} entries, got {len(self.top)}")
-        if self.color and len(self.color) != n:
-            raise ValueError(f"color must have {n} entries, got {len(self.color)}")
+        for label in ("crop_top", "crop_color", "vote_top", "vote_color"):
+            col = getattr(self, label)
+            if col and len(col) != n:
+                raise ValueError(f"{label} must have {n} entries, got {len(col)}")
         object.__setattr__(self, "xyxy", _readonly(xyxy))
         object.__setattr__(self, "score", _readonly(score))
         object.__setattr__(self, "track_id", _readonly(track))
         object.__setattr__(self, "name", name)
-        object.__setattr__(self, "top", tuple(tuple((str(c), float(p)) for c, p in t) for t in self.top))
-        object.__setattr__(self, "color", tuple(self.color))
+        for label in ("crop_top", "vote_top"):
+            object.__setattr__(self, label, tuple(tuple((str(c), float(p)) for c, p in t) for t in getattr(self, label)))
+        object.__setattr__(self, "crop_color", tuple(self.crop_color))
+        object.__setattr__(self, "vote_color", tuple(self.vote_color))
 
     def __len__(self) -> int:
         return len(self.xyxy)
@@ -96,10 +111,29 @@ class Cars:
 
     @property
     def classified(self) -> bool:
-        return len(self.top) == len(self) and len(self) > 0
+        return len(self.crop_top) == len(self) and len(self) > 0
 
-    def with_colors(self, top: Sequence[TopK], color: Sequence[str]) -> "Cars":
-        return replace(self, top=tuple(top), color=tuple(color))
+    def with_crop_colors(self, top: Sequence[TopK], color: Sequence[str]) -> "Cars":
+        """The classifier's answer for each crop of this frame."""
+        return replace(self, crop_top=tuple(top), crop_color=tuple(color))
+
+    def with_votes(self, top: Sequence[TopK], color: Sequence[str]) -> "Cars":
+        """The tracks' voted colours (``()`` / ``""`` for a car without a vote)."""
+        return replace(self, vote_top=tuple(top), vote_color=tuple(color))
+
+    @property
+    def shown_top(self) -> Tuple[TopK, ...]:
+        """Per car: the vote's top-k where there is one, else the crop's (empty before classifying)."""
+        if not self.vote_top:
+            return self.crop_top
+        return tuple(v if v else c for v, c in zip(self.vote_top, self.crop_top or ((),) * len(self)))
+
+    @property
+    def shown_color(self) -> Tuple[str, ...]:
+        """Per car: the voted colour where there is one, else the crop's decision."""
+        if not self.vote_color:
+            return self.crop_color
+        return tuple(v if v else c for v, c in zip(self.vote_color, self.crop_color or ("",) * len(self)))
 
     def select(self, mask: np.ndarray) -> "Cars":
         """The cars where ``mask`` (bool (N,) or indices) holds."""
@@ -107,8 +141,8 @@ class Cars:
         return Cars(
             self.xyxy[idx], self.score[idx], self.track_id[idx],
             tuple(self.name[i] for i in idx),
-            tuple(self.top[i] for i in idx) if self.top else (),
-            tuple(self.color[i] for i in idx) if self.color else (),
+            *(tuple(getattr(self, col)[i] for i in idx) if getattr(self, col) else ()
+              for col in ("crop_top", "crop_color", "vote_top", "vote_color")),
         )
 
 
@@ -117,12 +151,12 @@ class FrameRecord:
     """Everything known about one frame; what every stage after capture passes on.
 
     ``skipped`` counts boxes dropped as empty or degenerate; ``events`` carries
-    extra log lines a stage wants written with this frame (tracking's finished
-    cars, line counts), as plain JSON-able dicts.
+    the events a stage wants written with this frame (tracking's finished cars,
+    line counts): typed events of ``stream.events``, written before the frame line.
     """
 
     source: str
     frame: Frame
     cars: Cars
     skipped: int = 0
-    events: Tuple[Mapping, ...] = field(default_factory=tuple)
+    events: Tuple["Event", ...] = field(default_factory=tuple)

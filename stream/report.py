@@ -14,46 +14,58 @@ import json
 import math
 import sys
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .errors import CarcolorError
+from .events import CarEvent, FrameLine, StartEvent, parse
 
 
-@dataclass(frozen=True)
-class CarRow:
-    t: float
-    color: str
-    prob: float
+def read_runs(path: Path) -> Tuple[List[List[CarEvent]], int]:
+    """The car events of a log, run by run, and how many lines could not be read (torn or foreign).
 
-
-def read_cars(path: Path) -> Tuple[List[CarRow], int]:
-    """The car events of a log, and how many lines could not be read (torn or foreign lines)."""
+    A new run starts at each ``start`` event, and (for logs without them) where a
+    source's frame numbers go back: ``carcolor run --log`` appends, so one file
+    may hold several runs.
+    """
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError as e:
         raise CarcolorError(f"log not found: {path}") from e
     except OSError as e:
         raise CarcolorError(f"cannot read log {path}: {e.strerror}") from e
-    cars, bad = [], 0
+    runs: List[List[CarEvent]] = [[]]
+    last_frame: Dict[str, int] = {}
+    started = False  # the current run has content (a start event, a frame or a car)
+    bad = 0
     for line in text.splitlines():
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
+            item = parse(json.loads(line))
+        except ValueError:  # json.JSONDecodeError is a ValueError too
             bad += 1
             continue
-        if isinstance(obj, dict) and obj.get("event") == "car":
-            try:
-                cars.append(CarRow(float(obj["first"]), str(obj["color"]), float(obj.get("prob", math.nan))))
-            except (KeyError, TypeError, ValueError):
-                bad += 1
-    return cars, bad
+        new_run = isinstance(item, StartEvent) or (
+            isinstance(item, FrameLine) and item.frame <= last_frame.get(item.source, -1))
+        if new_run and started:
+            runs.append([])
+            last_frame = {}
+        started = True
+        if isinstance(item, FrameLine):
+            last_frame[item.source] = item.frame
+        elif isinstance(item, CarEvent):
+            runs[-1].append(item)
+    return runs, bad
 
 
-def table(cars: Sequence[CarRow]) -> List[Tuple[str, int, float]]:
+def read_cars(path: Path) -> Tuple[List[CarEvent], int]:
+    """The car events of a log (every run), and how many lines could not be read."""
+    runs, bad = read_runs(path)
+    return [c for run in runs for c in run], bad
+
+
+def table(cars: Sequence[CarEvent]) -> List[Tuple[str, int, float]]:
     """(colour, cars, share) rows, most common first (ties by name)."""
     counts = Counter(c.color for c in cars)
     total = sum(counts.values())
@@ -77,7 +89,7 @@ def nice_bin(span: float) -> float:
     return 86400.0
 
 
-def chart(cars: Sequence[CarRow], path: Path, bin_s: Optional[float] = None, title: str = "") -> float:
+def chart(cars: Sequence[CarEvent], path: Path, bin_s: Optional[float] = None, title: str = "") -> float:
     """A stacked bar PNG of cars per colour per time bin; returns the bin width used."""
     import matplotlib
 
@@ -87,7 +99,7 @@ def chart(cars: Sequence[CarRow], path: Path, bin_s: Optional[float] = None, tit
 
     from .overlay import swatch
 
-    times = [c.t for c in cars]
+    times = [c.first for c in cars]
     span = (max(times) - min(times)) if times else 0.0
     bin_s = bin_s or nice_bin(span)
     start = math.floor(min(times) / bin_s) * bin_s if times else 0.0
@@ -95,7 +107,7 @@ def chart(cars: Sequence[CarRow], path: Path, bin_s: Optional[float] = None, tit
     order = [c for c, _, _ in table(cars)]
     counts = {c: np.zeros(nbins) for c in order}
     for car in cars:
-        counts[car.color][min(nbins - 1, int((car.t - start) // bin_s))] += 1
+        counts[car.color][min(nbins - 1, int((car.first - start) // bin_s))] += 1
     unit, scale = ("min", 60.0) if bin_s >= 60 else ("s", 1.0)
     x = start / scale + (np.arange(nbins) + 0.5) * bin_s / scale
     fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
@@ -125,11 +137,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--no-chart", action="store_true", help="print the table only")
     parser.add_argument("--bin", type=float, default=None, help="chart bin width in seconds (default: automatic)")
     parser.add_argument("--json", action="store_true", help="print the table as JSON instead")
+    parser.add_argument("--run", type=int, default=None, metavar="N",
+                        help="only the Nth run appended to the log (1 = first, -1 = last; default: all runs)")
     args = parser.parse_args(argv)
     try:
         if args.bin is not None and not args.bin > 0:
             raise CarcolorError(f"--bin must be a positive number of seconds, got {args.bin}")
-        cars, bad = read_cars(args.log)
+        runs, bad = read_runs(args.log)
+        if args.run is not None:
+            if not (1 <= args.run <= len(runs) or -len(runs) <= args.run <= -1):
+                raise CarcolorError(f"--run {args.run}: {args.log} holds {len(runs)} run(s)")
+            cars = runs[args.run - 1 if args.run > 0 else args.run]
+        else:
+            cars = [c for run in runs for c in run]
+            if len(runs) > 1:
+                print(f"warning: {args.log} holds {len(runs)} runs (each `carcolor run --log` appends): "
+                      f"counting the cars of all of them; --run N picks one", file=sys.stderr)
         rows = table(cars)
         if args.json:
             print(json.dumps({"cars": len(cars), "colors": [{"color": c, "count": n, "share": round(s, 4)}

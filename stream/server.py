@@ -64,7 +64,7 @@ from . import imageio
 from .classify import ColorClassifier
 from .config import Config, load_config
 from .errors import CarcolorError, ImageError
-from .sinks import colors_json
+from .events import colors_json
 
 log = logging.getLogger("carcolor.server")
 

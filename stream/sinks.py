@@ -8,51 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import queue
 import threading
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Callable, Iterator, Mapping, Optional, Tuple, Union
 
 import cv2
 import numpy as np
 
 from .errors import CarcolorError
+from .events import Event, to_json
 from .record import FrameRecord
-
-
-def colors_json(top) -> List[Dict]:
-    """Top-k as the original server answered: ``[{"color": ..., "prob": ...}, ...]``.
-
-    ``prob`` is float32's shortest decimal, as the original printed it (0.9554577).
-    """
-    return [{"color": c, "prob": float(str(np.float32(p)))} for c, p in top]
-
-
-def record_json(record: FrameRecord) -> Dict:
-    """One log line for a frame: where each car is and its colours."""
-    cars = record.cars
-    out = []
-    for i in range(len(cars)):
-        car: Dict = {"box": cars.xyxy[i].tolist()}
-        if cars.track_id[i] >= 0:
-            car["id"] = int(cars.track_id[i])
-        if not math.isnan(cars.score[i]):
-            car["score"] = round(float(cars.score[i]), 4)
-        if cars.name[i]:
-            car["name"] = cars.name[i]
-        if cars.color:
-            car["color"] = cars.color[i]
-            car["colors"] = colors_json(cars.top[i])
-        out.append(car)
-    line = {"source": record.source, "frame": record.frame.index, "t": round(record.frame.timestamp, 4)}
-    if record.frame.wall is not None:
-        line["wall"] = round(record.frame.wall, 3)
-    line["cars"] = out
-    if record.skipped:
-        line["skipped"] = record.skipped
-    return line
 
 
 class JsonlLog:
@@ -80,7 +47,9 @@ class JsonlLog:
                 if f.read(1) != b"\n":
                     os.write(fd, b"\n")
 
-    def write(self, obj: Mapping) -> None:
+    def write(self, item: Union[Mapping, Event, FrameRecord]) -> None:
+        """One line: an event or a frame record (as ``events.to_json`` writes it), or a plain dict."""
+        obj = item if isinstance(item, Mapping) else to_json(item)
         data = (json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n").encode()
         with self._lock:
             if self._fd is None:
@@ -94,7 +63,7 @@ class JsonlLog:
     def __call__(self, record: FrameRecord) -> None:
         for event in record.events:
             self.write(event)
-        self.write(record_json(record))
+        self.write(record)
 
     def close(self) -> None:
         with self._lock:

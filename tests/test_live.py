@@ -27,6 +27,7 @@ from rtsp_server import RtspServer, decode, free_port, gst_missing
 from stream.capture import FileSource, LiveSource, ffmpeg_options, open_live
 from stream.config import LiveConfig
 from stream.errors import SourceError
+from stream.events import to_json
 
 FAST = LiveConfig(open_timeout=2, read_timeout=2, stall_timeout=2, retry_interval=0.2,
                   retry_max_interval=1.6, stats_interval=1)
@@ -118,7 +119,7 @@ def test_file_slow_consumer_gets_every_frame_in_order(tmp_path):
 def test_max_retries_ends_the_iteration_with_source_error():
     events: List[Dict] = []
     cfg = FAST.model_copy(update={"max_retries": 2, "retry_interval": 0.05})
-    with LiveSource(f"rtsp://127.0.0.1:{free_port()}/none", cfg, on_event=events.append) as src:
+    with LiveSource(f"rtsp://127.0.0.1:{free_port()}/none", cfg, on_event=lambda e: events.append(to_json(e))) as src:
         with pytest.raises(SourceError, match="gave up after 2 retries") as info:
             for _ in src:
                 pass
@@ -132,7 +133,7 @@ def test_max_retries_ends_the_iteration_with_source_error():
 def test_frames_arrive(server):
     server.start()
     events: List[Dict] = []
-    with LiveSource(server.url, FAST, on_event=events.append) as src:
+    with LiveSource(server.url, FAST, on_event=lambda e: events.append(to_json(e))) as src:
         frames = Consumer(src).wait_frames(20, timeout=15)[:20]
         assert src.size == (320, 240) and src.live
     online = events_of(events, "online")
@@ -149,7 +150,7 @@ def test_killed_server_comes_back_on_the_same_port(server):
     """SIGKILL mid-stream -> offline; restarted (at another size) -> reconnected, frames flow again."""
     server.start()
     events: List[Dict] = []
-    with LiveSource(server.url, FAST, on_event=events.append) as src:
+    with LiveSource(server.url, FAST, on_event=lambda e: events.append(to_json(e))) as src:
         consumer = Consumer(src)
         consumer.wait_frames(10, timeout=15)
         server.kill()
@@ -174,7 +175,7 @@ def test_killed_server_comes_back_on_the_same_port(server):
 def test_stalled_server_is_detected_by_stall_timeout(server):
     server.start()
     events: List[Dict] = []
-    with LiveSource(server.url, FAST, on_event=events.append) as src:
+    with LiveSource(server.url, FAST, on_event=lambda e: events.append(to_json(e))) as src:
         consumer = Consumer(src)
         consumer.wait_frames(10, timeout=15)
         server.stop()

@@ -7,7 +7,7 @@ from stream.record import Cars, Frame, FrameRecord
 
 
 def record(w, h, boxes):
-    cars = Cars(boxes, track_id=[-1] * len(boxes)).with_colors(
+    cars = Cars(boxes, track_id=[-1] * len(boxes)).with_crop_colors(
         [(("red", 0.91), ("bordeaux", 0.05), ("black", 0.01))] * len(boxes), ["red"] * len(boxes))
     return FrameRecord("test", Frame(0, 0.0, np.full((h, w, 3), 128, np.uint8)), cars)
 
@@ -34,7 +34,7 @@ def test_text_scales_with_resolution():
 
 def test_unknown_and_swatches():
     rec = record(400, 300, [[100, 100, 300, 250]])
-    unknown = FrameRecord(rec.source, rec.frame, rec.cars.with_colors(rec.cars.top, ["unknown"]))
+    unknown = FrameRecord(rec.source, rec.frame, rec.cars.with_crop_colors(rec.cars.crop_top, ["unknown"]))
     lines = Overlay(show=2).label_lines(unknown, 0)
     assert lines[0] == ("unknown", "unknown") and lines[1][0].startswith("red 91%")
     assert Overlay(show=2).label_lines(rec, 0) == [("red 91%", "red"), ("bordeaux 5%", "bordeaux")]

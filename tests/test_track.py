@@ -12,6 +12,7 @@ from stream.cars import CarVotes, LineCounter, crop_name, crop_quality, crosses
 from stream.classify import ColorClassifier
 from stream.config import CountLineConfig, MotionConfig, TrackConfig
 from stream.detect import MotionDetector
+from stream.events import CarEvent, to_json
 from stream.pipeline import ColorStage, process
 from stream.record import Cars, Frame, FrameRecord
 from stream.track import Tracker
@@ -20,7 +21,7 @@ from _car_clip import CAR_H, CAR_W, CARS, COUNT_LINE, SIZE, Clip, crop_path, mat
 from conftest import ROOT, carcolor
 
 SHIPPED = ROOT / "models" / "default"
-CAR_KEYS = ["event", "id", "first", "last", "frames", "color", "prob", "colors", "box"]
+CAR_KEYS = ["event", "id", "first", "last", "frames", "color", "prob", "colors", "box", "moving"]
 # Left-to-right is "out" for the vertical mid-frame line (see cars.LineCounter); truth by construction.
 DIRECTION = {c.color: ("out" if c.speed > 0 else "in") for c in CARS}
 
@@ -35,11 +36,11 @@ def run_clip(classifier, clip=None, save_crops=None):
 
     def keep(record: FrameRecord) -> None:
         frames.append((record.frame.index, record.cars.xyxy.tolist(), record.cars.track_id.tolist(),
-                       list(record.cars.color)))
-        events.extend(record.events)
+                       list(record.cars.shown_color)))
+        events.extend(to_json(e) for e in record.events)
 
     process(clip, "clip", MotionDetector(MotionConfig()), ColorStage(classifier), stages, [keep],
-            on_event=events.append)
+            on_event=lambda e: events.append(to_json(e)))
     return clip, frames, events, counter
 
 
@@ -149,18 +150,18 @@ def test_track_ends_after_timeout_and_flushes_at_the_end():
 
     seen = []
     for i in range(3):  # car 1 in the middle of the frame for 3 frames, then gone
-        r = votes(rec(i, Cars([[50, 50, 100, 100]], track_id=[1], top=[top], color=["red"])))
+        r = votes(rec(i, Cars([[50, 50, 100, 100]], track_id=[1], crop_top=[top], crop_color=["red"])))
         seen += r.events
     for i in range(3, 8):
-        r = votes(rec(i, Cars([[150, 150, 190, 190]], track_id=[2], top=[(("blue", 0.9),)], color=["blue"])))
+        r = votes(rec(i, Cars([[150, 150, 190, 190]], track_id=[2], crop_top=[(("blue", 0.9),)], crop_color=["blue"])))
         seen += r.events
         if i < 7:
-            assert not [e for e in r.events if e["id"] == 1]
-    assert [e["id"] for e in seen] == [1]  # ended after 5 unseen frames
-    assert seen[0]["first"] == 0.0 and seen[0]["last"] == 0.2 and seen[0]["frames"] == 3
-    assert seen[0]["color"] == "red" and seen[0]["prob"] == pytest.approx(0.8)
+            assert not [e for e in r.events if e.id == 1]
+    assert [e.id for e in seen] == [1]  # ended after 5 unseen frames
+    assert seen[0].first == 0.0 and seen[0].last == 0.2 and seen[0].frames == 3
+    assert seen[0].color == "red" and seen[0].prob == pytest.approx(0.8)
     end = votes.finish(rec(8, Cars.empty()))
-    assert [e["id"] for e in end.events] == [2] and end.events[0]["color"] == "blue"
+    assert [e.id for e in end.events] == [2] and end.events[0].color == "blue"
 
 
 def test_vote_weights_quality():
@@ -173,8 +174,8 @@ def test_vote_weights_quality():
     # One sharp whole view outvotes several small edge views.
     votes = CarVotes(TrackConfig())
     for i, (box, top) in enumerate([((0, 100, 20, 120), (("gray", 1.0),))] * 3 + [((100, 100, 200, 200), (("red", 1.0),))]):
-        votes(FrameRecord("s", Frame(i, i / 30, image), Cars([box], track_id=[1], top=[top], color=[top[0][0]])))
-    assert votes.finish(FrameRecord("s", Frame(9, 0.3, image), Cars.empty())).events[0]["color"] == "red"
+        votes(FrameRecord("s", Frame(i, i / 30, image), Cars([box], track_id=[1], crop_top=[top], crop_color=[top[0][0]])))
+    assert votes.finish(FrameRecord("s", Frame(9, 0.3, image), Cars.empty())).events[0].color == "red"
 
 
 def test_crossing_geometry():
@@ -216,7 +217,7 @@ def test_voted_colour_is_the_label_with_the_shipped_model(tmp_path):
     final = [e for e in events if e["event"] == "count"][-1]
     assert final["counts"] == {d: dict(sorted(c.items())) for d, c in truth.items()}
     saved = sorted(p.name for p in (tmp_path / "crops").iterdir())
-    assert saved == sorted(crop_name(e) for e in cars.values())
+    assert saved == sorted(crop_name(CarEvent.from_json(e)) for e in cars.values())
 
 
 # --- end to end through the CLI ---------------------------------------------------------------

@@ -18,7 +18,7 @@ followed by Lucas-Kanade, median displacement) and undone before subtraction
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import cv2
 import numpy as np

