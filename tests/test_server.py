@@ -519,7 +519,7 @@ def test_unknown_decision_without_changing_colors(config_file, jpeg):
 
 
 def test_model_is_built_once_in_the_factory(config_file, jpeg, monkeypatch):
-    from stream import server as srv
+    from stream.server import app as srv
 
     built = []
     real = srv.ColorClassifier.from_config

@@ -1,4 +1,4 @@
-"""``carcolor serve``: the car-colour HTTP API, compatible with the original Flask server.
+"""The car-colour HTTP API as a Flask app, compatible with the original Flask server.
 
 The original's call keeps working byte for byte::
 
@@ -25,31 +25,18 @@ or corrupt file, bad ``boxes``/``top_k``), 413 (request over
 ``server.max_image_pixels`` pixels, refused before decoding), 415 (not JPEG or
 PNG), 404, 405. A 5xx means a bug in carcolor.
 
-Why waitress. It is a production WSGI server in pure Python that runs one
-process with ``server.threads`` worker threads. One process means the model is
-built once, in :func:`create_app`, and shared by all threads: ONNX Runtime and
-OpenCV release the GIL, so image decoding overlaps across threads while model
-calls are serialised on the classifier's lock, each using all ``threads``
-inference cores. gunicorn's pre-fork workers would each hold a copy of the model
-and its own intra-op thread pool (N x memory, N x oversubscribed cores); ONNX
-Runtime sessions are not fork-safe, so ``--preload`` cannot share one; and
-gunicorn does not run on Windows. Waitress also buffers each request body before
-the app sees it, so slow clients never hold a worker thread.
-
 Library use (no CLI needed)::
 
     >>> from stream.config import load_config                         # doctest: +SKIP
     >>> app = create_app(load_config())                                # doctest: +SKIP
+    >>> from stream.server import serve                               # doctest: +SKIP
     >>> serve(app, load_config())                                      # doctest: +SKIP
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
-import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -60,11 +47,12 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import HTTPException
 
-from . import imageio
-from .classify import ColorClassifier
-from .config import Config, load_config
-from .errors import CarcolorError, ImageError
-from .events import colors_json
+from .. import imageio
+from ..classify import ColorClassifier
+from ..config import Config, load_config
+from ..errors import ImageError
+from ..events import colors_json
+from .openapi import openapi_spec
 
 log = logging.getLogger("carcolor.server")
 
@@ -353,182 +341,5 @@ def labels():
 
 @_api.route("/openapi.json", methods=["GET"])
 def openapi():
-    return jsonify(openapi_spec(_state()))
-
-
-def openapi_spec(st: _State) -> Dict[str, Any]:
-    """The OpenAPI 3.0 description of this server (labels and limits filled in)."""
-    labels_ = list(st.classifier.labels)
-    n = len(labels_)
-    s = st.cfg.server
-    ref = lambda name: {"$ref": f"#/components/schemas/{name}"}  # noqa: E731
-    json_of = lambda schema: {"application/json": {"schema": schema}}  # noqa: E731
-    errors = {str(c): {"description": d, "content": json_of(ref("Error"))} for c, d in (
-        ("400", "No image field, empty or corrupt image, bad boxes or top_k"),
-        ("405", "Wrong method"),
-        ("413", f"Request over {s.max_upload_mb:g} MB, or an image over {s.max_image_pixels:,} pixels"),
-        ("415", "Not a JPEG or PNG image"))}
-    top_k = {"name": "top_k", "in": "query", "required": False,
-             "description": f"colours per result (default {st.classifier.top_k})",
-             "schema": {"type": "integer", "minimum": 1, "maximum": n}}
-    image = {"type": "string", "format": "binary", "description": "a JPEG or PNG file"}
-    return {
-        "openapi": "3.0.3",
-        "info": {"title": "carcolor", "version": "1",
-                 "description": "Car colour recognition. Compatible with the original server's POST /."},
-        "paths": {
-            "/": {"post": {
-                "summary": "Colours of one car image (the original API)",
-                "operationId": "classifyOne",
-                "parameters": [top_k],
-                "requestBody": {"required": True, "content": {"multipart/form-data": {
-                    "schema": {"type": "object", "required": ["image"], "properties": {"image": image}}}}},
-                "responses": {"200": {"description": "top colours and the decision",
-                                      "content": json_of(ref("Result"))}, **errors}}},
-            "/classify": {"post": {
-                "summary": "Several car images, or one scene image with boxes, in one model call",
-                "operationId": "classifyMany",
-                "parameters": [top_k],
-                "requestBody": {"required": True, "content": {"multipart/form-data": {
-                    "schema": {"type": "object", "required": ["image"], "properties": {
-                        "image": {"type": "array", "items": image, "maxItems": MAX_IMAGES,
-                                  "description": "one or more images (repeat the field)"},
-                        "boxes": {"type": "string", "description":
-                                  "JSON [[x1, y1, x2, y2], ...] pixel boxes on one scene image"}}},
-                    "encoding": {"image": {"contentType": "image/jpeg, image/png"}}}}},
-                "responses": {"200": {"description": "one result per image (or per box), in order",
-                                      "content": json_of({"type": "object", "required": ["results"],
-                                                          "properties": {"results": {
-                                                              "type": "array", "items": ref("Result")}}})},
-                              **errors}}},
-            "/health": {"get": {"summary": "Liveness, model and counters", "operationId": "health",
-                                "responses": {"200": {"description": "server is up",
-                                                      "content": json_of({"type": "object"})}}}},
-            "/labels": {"get": {"summary": "The model's colours", "operationId": "labels",
-                                "responses": {"200": {"description": "labels in output order",
-                                                      "content": json_of({"type": "object", "properties": {
-                                                          "labels": {"type": "array",
-                                                                     "items": {"type": "string"}}}})}}}},
-            "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
-                                      "responses": {"200": {"description": "OpenAPI 3.0 document",
-                                                            "content": json_of({"type": "object"})}}}},
-        },
-        "components": {"schemas": {
-            "Color": {"type": "object", "required": ["color", "prob"], "properties": {
-                "color": {"type": "string", "enum": labels_},
-                "prob": {"type": "number", "minimum": 0, "maximum": 1}}},
-            "Result": {"type": "object", "required": ["colors", "color"], "properties": {
-                "colors": {"type": "array", "items": ref("Color"), "minItems": 1, "maxItems": n,
-                           "description": "best first"},
-                "color": {"type": "string", "enum": labels_ + ["unknown"],
-                          "description": "the decision: top colour, or unknown below unknown_threshold"},
-                "box": {"type": "array", "items": {"type": "integer"}, "minItems": 4, "maxItems": 4,
-                        "description": "the crop box, for requests with boxes"}}},
-            "Error": {"type": "object", "required": ["error"],
-                      "properties": {"error": {"type": "string"}}},
-        }},
-    }
-
-
-# --- the WSGI server ------------------------------------------------------------------------
-
-def make_server(app: Flask, cfg: Config):
-    """A bound (not yet running) waitress server for ``app`` on ``cfg.server``'s host and port.
-
-    Waitress refuses bodies over twice the app's limit as soon as it reads the
-    Content-Length header (so a 1 GB upload is never buffered); bodies between
-    the limit and that are read and refused by Flask. Both answer 413 in JSON.
-    """
-    from waitress import create_server
-
-    limit = max_upload_bytes(cfg)
-    server = create_server(
-        app, host=cfg.server.host, port=cfg.server.port, threads=cfg.server.threads,
-        max_request_body_size=2 * limit + MB, ident="carcolor", channel_timeout=60,
-        asyncore_use_poll=True, clear_untrusted_proxy_headers=True)
-    _json_errors(server)
-    return server
-
-
-def _json_errors(server) -> None:
-    """Make waitress's own error answers (413, 400 bad framing, ...) JSON too."""
-    from waitress.channel import HTTPChannel
-    from waitress.task import ErrorTask
-
-    class JsonErrorTask(ErrorTask):
-        def execute(self):
-            e = self.request.error
-            body = json.dumps({"error": f"{e.reason}: {e.body}"}).encode()
-            self.status = f"{e.code} {e.reason}"
-            self.response_headers.append(("Content-Type", "application/json"))
-            self.set_close_on_finish()
-            self.content_length = len(body)
-            self.write(body)
-
-    class JsonChannel(HTTPChannel):
-        error_task_class = JsonErrorTask
-
-    if hasattr(server, "channel_class"):
-        server.channel_class = JsonChannel
-
-
-def serve(app: Flask, cfg: Config, announce=None) -> None:
-    """Serve ``app`` until SIGINT/SIGTERM. ``announce(url)`` is called once listening."""
-    server = make_server(app, cfg)
-    url = f"http://{server.effective_host}:{server.effective_port}"
-    if announce:
-        announce(url)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        server.run()     # returns after KeyboardInterrupt, having stopped its threads
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """``carcolor serve [--config F] [--host H] [--port P] [--threads N]``; returns the exit code."""
-    p = argparse.ArgumentParser(prog="carcolor serve", description="Serve the car-colour HTTP API "
-                                "(POST / with an 'image' field, as the original server).")
-    p.add_argument("--config", help="config YAML (default: the shipped config.yaml)")
-    p.add_argument("--host", help="interface to listen on (config server.host, default 0.0.0.0)")
-    p.add_argument("--port", type=int, help="port (config server.port, default 6002; 0 = any free port)")
-    p.add_argument("--threads", type=int, help="worker threads (config server.threads, default 4)")
-    p.add_argument("--max-upload-mb", type=float, help="request size limit in MB (config server.max_upload_mb)")
-    args = p.parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        cfg = load_config(args.config)
-        given = {"host": args.host, "port": args.port, "threads": args.threads,
-                 "max_upload_mb": args.max_upload_mb}
-        given = {k: v for k, v in given.items() if v is not None}
-        if given:
-            cfg = cfg.override(server={**cfg.server.model_dump(), **given})
-        app = create_app(cfg)
-    except CarcolorError as e:
-        print(f"carcolor: error: {e}", file=sys.stderr)
-        return 2
-    clf = app.extensions[_EXT].classifier
-
-    def announce(url: str) -> None:
-        print(f"carcolor: serving {clf.name} ({len(clf.labels)} colours) on {url} "
-              f"with {cfg.server.threads} threads", file=sys.stderr, flush=True)
-
-    try:
-        serve(app, cfg, announce)     # until SIGINT/SIGTERM: a clean stop exits 0
-    except OSError as e:
-        print(f"carcolor: error: cannot listen on {cfg.server.host}:{cfg.server.port}: "
-              f"{e.strerror or e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    st = _state()
+    return jsonify(openapi_spec(st.classifier.labels, st.classifier.top_k, st.cfg.server, MAX_IMAGES))
