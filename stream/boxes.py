@@ -155,14 +155,20 @@ class DetectionsFile:
         return Cars(to_pixels(arr), score=[r[5] for r in rows], track_id=[r[4] for r in rows])
 
 
+def finds_cars(cfg, boxes_file=None) -> bool:
+    """Do the boxes come from a detector or a file (cars to track), not from fixed regions or the whole frame?"""
+    return boxes_file is not None or (not cfg.boxes and cfg.detector != "none")
+
+
 def box_source(cfg, boxes_file: Optional[Union[str, Path]] = None, fps: float = 30.0):
-    """The box source the config and command line ask for (a file beats the detector, which beats regions)."""
+    """The box source the config and command line ask for: a boxes file, else the config's fixed
+    regions, else the detector (``detector: vehicle`` by default; ``none``: the whole frame is one car)."""
     if boxes_file is not None:
         return DetectionsFile(boxes_file, fps)
+    if cfg.boxes:
+        return FixedRegions(cfg.boxes)
     if cfg.detector != "none":
         from .detect import build_detector
 
         return build_detector(cfg.detector, cfg)
-    if cfg.boxes:
-        return FixedRegions(cfg.boxes)
     return WholeFrame()

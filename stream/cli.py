@@ -76,8 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--source", required=True, help="video file, webcam index (0) or rtsp:// / http:// URL")
     common(run)
     run.add_argument("--boxes", help="detections file: JSON Lines or MOT det.txt")
-    run.add_argument("--detector", choices=["motion", "onnx"], default=None,
-                     help="find cars with background subtraction (fixed camera) or a YOLO ONNX model")
+    run.add_argument("--detector", choices=["vehicle", "motion", "onnx", "none"], default=None,
+                     help="how cars are found: the shipped vehicle detector (default), background subtraction "
+                          "(fixed camera), a YOLO ONNX model, or none (the whole frame is one car)")
     run.add_argument("--save-crops", metavar="DIR", help="save each car's best crop here as a JPEG")
     run.add_argument("--output", help="annotated video to write (.mp4)")
     run.add_argument("--log", help="JSON Lines log to append to")

@@ -131,6 +131,35 @@ class OnnxDetectorConfig(_Section):
     max_detections: int = Field(100, ge=1)
 
 
+class VehicleConfig(_Section):
+    """``detector: vehicle``: the shipped OpenVINO vehicle detector (Open Model Zoo vehicle-detection-0202).
+
+    The network is reshaped to the stream's aspect: ``input_width`` wide, the height
+    following the frame (or the ``roi``'s bounding box), rounded to a multiple of 32,
+    unless ``input_height`` fixes it.
+    """
+
+    model: Path = Field(PROJECT_DIR / "models" / "vehicle-detection-0202" / "vehicle-detection-0202.xml",
+                        description="OpenVINO IR .xml (its .bin beside it)")
+    confidence: float = Field(0.5, gt=0, le=1)
+    input_width: int = Field(512, ge=32, le=4096)
+    input_height: Optional[int] = Field(None, ge=32, le=4096, description="null = from the stream's aspect")
+    roi: List[Point] = Field([], description="polygon: only this part of the frame is searched; "
+                             "boxes whose centre is outside are dropped")
+    detect_every: int = Field(1, ge=1, description="run the network every Nth frame; boxes in between "
+                              "are moved on at each car's measured speed")
+    skip_static: bool = Field(True, description="a frame that did not change since the last detection "
+                              "reuses its boxes (nothing moved: no network call)")
+    min_size: int = Field(8, ge=1, description="boxes with a shorter side in pixels are dropped")
+
+    @field_validator("roi")
+    @classmethod
+    def _polygon(cls, v):
+        if v and len(v) < 3:
+            raise ValueError(f"a region of interest needs at least 3 points, got {len(v)}")
+        return v
+
+
 class TrackConfig(_Section):
     """Tracking (ByteTrack) and the per-car colour vote."""
 
@@ -142,6 +171,13 @@ class TrackConfig(_Section):
     hold_merged: bool = Field(True, description="a box over two tracks (cars passing) is not tracked")
     edge_margin: float = Field(0.01, ge=0, le=0.5, description="box this close to the border (fraction) = leaving")
     switch_margin: float = Field(0.1, ge=0, le=1, description="shown colour changes only when beaten by this much")
+    start_at_edge: bool = Field(False, description="a box cut by the frame border may start a track (else it "
+                                "only continues one: a car is tracked once enough of it is in)")
+    moving_distance: float = Field(1.0, gt=0, description="a track moved when its centre went this many of "
+                                   "its own sizes (square root of the box area) from where it stood")
+    parked_after: float = Field(10.0, gt=0, description="seconds standing before a track is reported parked")
+    car_events: Literal["moving", "all"] = Field("moving", description="which ended tracks give a car event: "
+                                                 "the ones that moved, or all (standing ones with moving: false)")
 
 
 class CountLineConfig(_Section):
@@ -177,7 +213,7 @@ class Config(_Section):
     batch_size: int = Field(64, ge=1)
 
     boxes: List[Region] = []
-    detector: Literal["none", "motion", "onnx"] = "none"
+    detector: Literal["none", "motion", "onnx", "vehicle"] = "vehicle"
 
     every: int = Field(1, ge=1)
     start: float = Field(0.0, ge=0)
@@ -187,6 +223,7 @@ class Config(_Section):
     live: LiveConfig = LiveConfig()
     motion: MotionConfig = MotionConfig()
     onnx_detector: OnnxDetectorConfig = OnnxDetectorConfig()
+    vehicle: VehicleConfig = VehicleConfig()
     tracking: TrackConfig = TrackConfig()
     count_line: Optional[CountLineConfig] = None
 
@@ -216,8 +253,9 @@ class Config(_Section):
             return p if p.is_absolute() else (base / p).resolve()
         det = self.onnx_detector
         det = det.model_copy(update={k: fix(getattr(det, k)) for k in ("model", "labels") if getattr(det, k)})
+        vehicle = self.vehicle.model_copy(update={"model": fix(self.vehicle.model)})
         return self.model_copy(update={"model_file": fix(self.model_file), "label_file": fix(self.label_file),
-                                       "onnx_detector": det})
+                                       "onnx_detector": det, "vehicle": vehicle})
 
     def override(self, **values: Any) -> "Config":
         """A copy with command-line values (None = not given) validated like the file's."""

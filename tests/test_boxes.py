@@ -92,7 +92,10 @@ def test_box_source_precedence(tmp_path):
     cfg = Config(boxes=[Region(xyxy=(0, 0, 10, 10))])
     assert isinstance(box_source(cfg, p), DetectionsFile)
     assert isinstance(box_source(cfg), FixedRegions)
-    assert isinstance(box_source(Config()), WholeFrame)
+    assert isinstance(box_source(Config(detector="none")), WholeFrame)
+    from stream.detect.vehicle import Coast, VehicleDetector
+    assert isinstance(box_source(Config()), (Coast, VehicleDetector))  # the shipped detector by default
+    assert isinstance(box_source(Config(detector="motion", boxes=[Region(xyxy=(0, 0, 10, 10))])), FixedRegions)
 
 
 def test_record_checks_shapes():

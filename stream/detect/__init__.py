@@ -7,13 +7,14 @@ runtime is never loaded by the others).
 
 - ``motion`` (:mod:`stream.detect.motion`): background subtraction, fixed camera.
 - ``onnx`` (:mod:`stream.detect.onnx`): a YOLO-family ONNX model you supply.
+- ``vehicle`` (:mod:`stream.detect.vehicle`): the shipped OpenVINO vehicle detector (the default).
 
     >>> sorted(DETECTORS)
-    ['motion', 'onnx']
+    ['motion', 'onnx', 'vehicle']
     >>> build_detector("radar", None)
     Traceback (most recent call last):
     ...
-    stream.errors.ConfigError: unknown detector 'radar': valid detectors are motion, onnx
+    stream.errors.ConfigError: unknown detector 'radar': valid detectors are motion, onnx, vehicle
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ Detector = Callable[[Frame], Cars]
 DETECTORS: Dict[str, str] = {
     "motion": "stream.detect.motion",
     "onnx": "stream.detect.onnx",
+    "vehicle": "stream.detect.vehicle",
 }
 
 

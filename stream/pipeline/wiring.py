@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import List, Optional, Union
 
-from ..boxes import box_source
+from ..boxes import box_source, finds_cars
 from ..cars import CarVotes, LineCounter
 from ..classify import ColorClassifier
 from ..events import CountEvent, Event, StartEvent, describe
@@ -106,7 +106,7 @@ def run(cfg, source: Union[str, int], *, boxes_file: Optional[Union[str, Path]] 
 
 def _car_stages(cfg, boxes_file, save_crops, stderr, unknown_threshold: float) -> List[Stage]:
     """Tracking, the colour vote and the count line, when boxes come from a detector or a file."""
-    if not cfg.tracking.enabled or (boxes_file is None and cfg.detector == "none"):
+    if not cfg.tracking.enabled or not finds_cars(cfg, boxes_file):
         if cfg.count_line is not None or save_crops:
             stderr.write("warning: count_line and --save-crops need tracking (a detector or --boxes); ignored\n")
         return []
