@@ -10,6 +10,13 @@ MOT file) and keep per-track state:
   flicker), and when the track ends (unseen for ``track_timeout`` frames, gone
   at the frame edge, or the end of the stream) one ``CarEvent`` goes into the
   record's events, optionally with its best crop saved as a JPEG.
+  Each track knows whether it moved: its centre went ``moving_distance`` of its
+  own size (square root of the box area) from where it stood. Car events say
+  ``moving``; by default only tracks that moved give one (``car_events: all``:
+  every track). A track standing for ``parked_after`` seconds gives one
+  ``ParkedEvent``; its spot is remembered, so the same parked car seen again
+  under a new id (after an occlusion) is not reported again while it stands;
+  when it drives off it is a moving car like any other.
 - ``LineCounter``: a track whose centre crosses the count line is counted once,
   by direction and colour; ``CountEvent`` lines go to the log every
   ``interval`` seconds of video and at the end.
@@ -28,8 +35,8 @@ import cv2
 import numpy as np
 
 from .config import CountLineConfig, TrackConfig
-from .events import CarEvent, CountEvent, Event
-from .geometry import crosses, polygon_pixels
+from .events import CarEvent, CountEvent, Event, ParkedEvent
+from .geometry import crosses, iou_matrix, polygon_pixels
 from .labels import UNKNOWN
 from .record import FrameRecord, TopK
 
@@ -59,6 +66,9 @@ def crop_quality(image: np.ndarray, box: Sequence[int]) -> float:
     return max(1e-3, q_size * q_edge * q_sharp)
 
 
+SPOT_MEMORY = 60.0  # seconds a reported parked car's spot is remembered while nothing is seen there
+
+
 @dataclass
 class _Track:
     id: int
@@ -73,6 +83,10 @@ class _Track:
     best_box: Tuple[int, int, int, int] = (0, 0, 0, 0)
     best_crop: Optional[np.ndarray] = None
     shown: Optional[str] = None
+    anchor: Tuple[int, int, int, int] = (0, 0, 0, 0)  # the box where it last stood, and since when
+    anchor_t: float = 0.0
+    moving: bool = False  # went moving_distance of its size from where it stood, at least once
+    parked: bool = False  # reported parked (or its spot already was) during the current stand
 
     def ranked(self) -> List[Tuple[str, float]]:
         """Colours by voted share, best first (ties by name, so the order is stable)."""
@@ -95,6 +109,8 @@ class CarVotes:
         self.ended: set = set()
         self.count = 0  # frames processed
         self.cars = 0  # car events written
+        self.standing = 0  # tracks that ended without moving (no car event with car_events: moving)
+        self.spots: List[list] = []  # reported parked cars: [box, last seen (s), track id]
 
     def _shown(self, t: _Track) -> str:
         ranked = t.ranked()
@@ -132,9 +148,11 @@ class CarVotes:
             box = tuple(int(v) for v in cars.xyxy[i])
             t = self.tracks.get(tid)
             if t is None:
-                t = self.tracks[tid] = _Track(tid, frame.timestamp, frame.timestamp, self.count, box)
+                t = self.tracks[tid] = _Track(tid, frame.timestamp, frame.timestamp, self.count, box,
+                                              anchor=box, anchor_t=frame.timestamp)
             t.last, t.last_seen, t.box = frame.timestamp, self.count, box
             t.frames += 1
+            self._move(t, box, frame.timestamp)
             if not cars.crop_top:
                 continue
             q = crop_quality(image, box)
@@ -146,8 +164,12 @@ class CarVotes:
                 if self.save_crops is not None:
                     t.best_crop = image[box[1]:box[3], box[0]:box[2]].copy()
             tops[i], colors[i] = self._top(t)
-        events = [self._end(t) for t in self._ending(w, h)]
+        events: List[Event] = [self._parked(t) for t in self.tracks.values() if not t.parked and t.votes
+                               and t.last_seen == self.count
+                               and frame.timestamp - t.anchor_t >= self.cfg.parked_after]
+        events += [self._end(t) for t in self._ending(w, h)]
         events = [e for e in events if e is not None]
+        self._forget_spots(frame.timestamp)
         if any(colors):
             record = replace(record, cars=cars.with_votes(tops, colors))
         if events:
@@ -169,16 +191,51 @@ class CarVotes:
                 out.append(t)
         return out
 
+    def _move(self, t: _Track, box: Tuple[int, int, int, int], now: float) -> None:
+        """Moving versus standing: has the centre left where it stood by moving_distance of its size?"""
+        (ax1, ay1, ax2, ay2), (x1, y1, x2, y2) = t.anchor, box
+        size = max(math.sqrt(max(1, (ax2 - ax1) * (ay2 - ay1))), math.sqrt(max(1, (x2 - x1) * (y2 - y1))))
+        shift = math.hypot((x1 + x2 - ax1 - ax2) / 2, (y1 + y2 - ay1 - ay2) / 2)
+        if shift >= self.cfg.moving_distance * size:
+            if t.parked:  # a parked car drives off: its spot is free again
+                self.spots = [sp for sp in self.spots if sp[2] != t.id]
+            t.moving, t.parked, t.anchor, t.anchor_t = True, False, box, now
+        elif t.parked:
+            for sp in self.spots:
+                if sp[2] == t.id:
+                    sp[1] = now
+
+    def _decision(self, t: _Track) -> Tuple[str, float, TopK]:
+        ranked = t.ranked()
+        color, prob = ranked[0]
+        return (UNKNOWN if prob < self.unknown_threshold else color), prob, tuple(ranked[: self.top_k])
+
+    def _parked(self, t: _Track) -> Optional[ParkedEvent]:
+        """A track that stood parked_after seconds: one event, unless its spot was already reported."""
+        t.parked = True
+        for sp in self.spots:
+            if iou_matrix(np.array([sp[0]]), np.array([t.box]))[0, 0] >= 0.5:  # seen again under a new id
+                sp[1], sp[2] = t.last, t.id
+                return None
+        self.spots.append([t.box, t.last, t.id])
+        color, prob, top = self._decision(t)
+        return ParkedEvent(t.id, t.first, t.last, color, prob, top, t.box)
+
+    def _forget_spots(self, now: float) -> None:
+        """Spots unseen for SPOT_MEMORY seconds (the car left while hidden) are forgotten."""
+        if self.spots:
+            self.spots = [sp for sp in self.spots if now - sp[1] <= SPOT_MEMORY or sp[2] in self.tracks]
+
     def _end(self, t: _Track) -> Optional[CarEvent]:
         del self.tracks[t.id]
         self.ended.add(t.id)
         if t.frames < self.cfg.min_frames or not t.votes:
             return None
-        ranked = t.ranked()
-        color, prob = ranked[0]
-        if prob < self.unknown_threshold:
-            color = UNKNOWN
-        event = CarEvent(t.id, t.first, t.last, t.frames, color, prob, tuple(ranked[: self.top_k]), t.best_box)
+        if not t.moving and self.cfg.car_events == "moving":
+            self.standing += 1
+            return None
+        color, prob, top = self._decision(t)
+        event = CarEvent(t.id, t.first, t.last, t.frames, color, prob, top, t.best_box, moving=t.moving)
         if self.save_crops is not None and t.best_crop is not None and t.best_crop.size:
             cv2.imwrite(str(self.save_crops / crop_name(event)), t.best_crop)
         self.cars += 1

@@ -5,6 +5,7 @@ A carcolor log (``carcolor run --log``) is JSON Lines; every line is one of:
 - a frame line (no ``"event"`` key): a ``FrameRecord`` written by :func:`to_json`;
 - ``StartEvent`` ``{"event": "start", ...}``: the first line of each run appended to the log;
 - ``CarEvent`` ``{"event": "car", ...}``: one tracked car, written when its track ends;
+- ``ParkedEvent`` ``{"event": "parked", ...}``: a car standing still, written once while it stands;
 - ``CountEvent`` ``{"event": "count", ...}``: the count line's totals (``"final": true`` at the end);
 - ``StatsEvent`` ``{"event": "stats", ...}``: a live source's rates every ``stats_interval``;
 - ``StatusEvent`` ``{"event": "online" | "offline" | "reconnected" | "max_retries", ...}``: a live source's state.
@@ -76,6 +77,36 @@ class CarEvent:
         return cls(int(d["id"]), float(d["first"]), float(d["last"]), int(d["frames"]), str(d["color"]),
                    float(d["prob"]), _top(d.get("colors", ())), tuple(int(v) for v in d["box"]),
                    bool(d.get("moving", True)))
+
+
+@dataclass(frozen=True)
+class ParkedEvent:
+    """A car that has stood still for ``tracking.parked_after`` seconds: reported once while it stands.
+
+    ``first`` is when its track began, ``t`` when it was found standing; the
+    colour is the vote so far; ``box`` is where it stands. If it drives off
+    later, its track ends with a moving ``CarEvent`` like any passing car.
+    """
+
+    kind: ClassVar[str] = "parked"
+    id: int
+    first: float
+    t: float
+    color: str
+    prob: float
+    colors: TopK
+    box: Tuple[int, int, int, int]
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"event": "parked", "id": self.id, "first": round(self.first, 3), "t": round(self.t, 3),
+                "color": self.color, "prob": round(self.prob, 4),
+                "colors": [{"color": c, "prob": round(p, 6)} for c, p in self.colors],
+                "box": [int(v) for v in self.box]}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "ParkedEvent":
+        return cls(int(d["id"]), float(d["first"]), float(d["t"]), str(d["color"]), float(d["prob"]),
+                   _top(d.get("colors", ())), tuple(int(v) for v in d["box"]))
 
 
 @dataclass(frozen=True)
@@ -177,7 +208,7 @@ class StartEvent:
         return cls(str(d["source"]), float(d["wall"]), str(d.get("version", "")))
 
 
-Event = Union[CarEvent, CountEvent, StatsEvent, StatusEvent, StartEvent]
+Event = Union[CarEvent, ParkedEvent, CountEvent, StatsEvent, StatusEvent, StartEvent]
 
 
 @dataclass(frozen=True)
@@ -236,7 +267,7 @@ def to_json(item: Union[Event, FrameLine, FrameRecord]) -> Dict[str, Any]:
     return item.to_json()
 
 
-_KINDS = {"car": CarEvent, "count": CountEvent, "stats": StatsEvent, "start": StartEvent,
+_KINDS = {"car": CarEvent, "parked": ParkedEvent, "count": CountEvent, "stats": StatsEvent, "start": StartEvent,
           **{s: StatusEvent for s in STATUSES}}
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import replace
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -70,10 +70,28 @@ class Tracker:
             return np.zeros(len(xyxy), bool)
         return (coverage(xyxy, pred) >= 0.5).sum(axis=1) >= 2
 
-    def assign(self, cars: Cars) -> np.ndarray:
-        """Track ids (int64 (N,), -1 = none yet) for this frame's cars; advances the tracker one frame."""
+    def cut(self, xyxy: np.ndarray, size: Optional[Tuple[int, int]]) -> np.ndarray:
+        """bool (N,): boxes touching the border of a (width, height) frame: a car only partly in view."""
+        if size is None or not len(xyxy):
+            return np.zeros(len(xyxy), bool)
+        w, h = size
+        m = max(2.0, self.cfg.edge_margin * min(w, h))
+        return (xyxy[:, 0] <= m) | (xyxy[:, 1] <= m) | (xyxy[:, 2] >= w - m) | (xyxy[:, 3] >= h - m)
+
+    def assign(self, cars: Cars, size: Optional[Tuple[int, int]] = None) -> np.ndarray:
+        """Track ids (int64 (N,), -1 = none yet) for this frame's cars; advances the tracker one frame.
+
+        Unless ``start_at_edge``, a box cut by the frame border (``size``: the
+        frame's) goes in with a score below ByteTrack's activation threshold:
+        it can continue a track (ByteTrack's second, low-score association)
+        but never start one, so a car coming into view is tracked once it is
+        clear of the border.
+        """
         n = len(cars)
         score = np.where(np.isnan(cars.score), 1.0, cars.score) if n else np.zeros(0, np.float32)
+        if n and not self.cfg.start_at_edge:
+            low = 0.1 + 0.5 * max(0.0, self.cfg.activation - 0.1)  # between ByteTrack's 0.1 floor and activation
+            score = np.where(self.cut(cars.xyxy, size), np.minimum(score, low), score)
         feed = ~self.merged(cars.xyxy) if self.cfg.hold_merged else np.ones(n, bool)
         tensors = np.zeros((int(feed.sum()), 5), np.float32)
         if n:
@@ -102,5 +120,5 @@ class Tracker:
             self.external = True
         if self.external:
             return record
-        ids = self.assign(cars)
+        ids = self.assign(cars, record.frame.size)
         return replace(record, cars=replace(cars, track_id=ids))
