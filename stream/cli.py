@@ -5,6 +5,7 @@
     carcolor serve                       # the original HTTP API on port 6002
     carcolor train --data ../shared/datasets/traffic-colors --out models/NAME
     carcolor evaluate --data DIR [--model FILE --labels FILE]
+    carcolor evaluate --video V --tracks T [--detector motion]   # cars found / missed / extra on a clip
 
 Expected errors print one line (``carcolor: error: ...``) and exit 2; Ctrl-C
 or SIGTERM stops cleanly (outputs finalised) and exits 130.
@@ -108,6 +109,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     # Our errors say what went wrong; OpenCV's and TensorFlow's own chatter only adds noise.
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if argv and argv[0] == "evaluate" and any(a == "--tracks" or a.startswith("--tracks=") for a in argv):
+        from .tracks_eval import main as evaluate_tracks  # a run on a clip: no training packages needed
+
+        return evaluate_tracks(argv[1:])
     if argv and argv[0] in DELEGATED:
         try:
             module = importlib.import_module(DELEGATED[argv[0]][0])
