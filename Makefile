@@ -1,30 +1,35 @@
 # carcolor: `make demo` installs and runs the main job; `make test` installs and runs the tests.
+# Each target installs what it uses: the demo the base package, the tests every extra.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
 .PHONY: setup system-deps demo test bench clean
 
-$(VENV)/.installed: requirements.txt requirements-train.txt requirements-test.txt pyproject.toml
+$(VENV)/.base: pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt -r requirements-train.txt -r requirements-test.txt -e .
+	$(PY) -m pip install -q -e .
 	touch $@
 
-setup: $(VENV)/.installed
+$(VENV)/.all: $(VENV)/.base
+	$(PY) -m pip install -q -e ".[server,report,train,bench,test]"
+	touch $@
+
+setup: $(VENV)/.all
 
 system-deps:
 	bash scripts/install-system-deps.sh
 
-demo: setup
+demo: $(VENV)/.base
 	rm -f out.mp4 colors.jsonl
 	$(PY) -m stream run --source demo/motorway-960x540.mp4 --config demo/config.yaml --output out.mp4 --log colors.jsonl
 
-bench: system-deps setup
+bench: system-deps $(VENV)/.all
 	$(PY) bench/speed.py
 	$(PY) bench/server_bench.py
 
-test: system-deps setup
+test: system-deps $(VENV)/.all
 	$(PY) -m pytest -q
 
 clean:

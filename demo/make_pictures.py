@@ -46,7 +46,7 @@ def main(argv=None) -> int:
         src = open_source(args.source)
         clf = ColorClassifier.from_config(cfg)
         counter = LineCounter(cfg.count_line, cfg.tracking.min_frames) if cfg.count_line else None
-        stages = [Tracker(cfg.tracking), CarVotes(cfg.tracking, cfg.top_k, clf.unknown_threshold)]
+        stages = [Tracker(cfg.tracking), CarVotes(cfg.tracking, clf)]
         stages += [counter] if counter else []
         overlay = Overlay(show=min(2, cfg.top_k), counter=counter)
 

@@ -97,11 +97,14 @@ class _Track:
 class CarVotes:
     """A stage: one colour per track, voted over its crops; ``car`` events when tracks end."""
 
-    def __init__(self, cfg: Optional[TrackConfig] = None, top_k: int = 3, unknown_threshold: float = 0.0,
-                 save_crops: Optional[Union[str, Path]] = None):
+    def __init__(self, cfg: Optional[TrackConfig] = None, classifier=None, *, top_k: Optional[int] = None,
+                 unknown_threshold: Optional[float] = None, save_crops: Optional[Union[str, Path]] = None):
+        """``classifier`` (a ``ColorClassifier``) gives ``top_k`` and the ``unknown`` threshold; without
+        one, ``top_k`` (default 3) and ``unknown_threshold`` (default 0: never unknown) are given here."""
         self.cfg = cfg or TrackConfig()
-        self.top_k = top_k
-        self.unknown_threshold = unknown_threshold
+        self.top_k = top_k or (classifier.top_k if classifier is not None else 3)
+        self.unknown_threshold = (unknown_threshold if unknown_threshold is not None
+                                  else classifier.unknown_threshold if classifier is not None else 0.0)
         self.save_crops = Path(save_crops) if save_crops else None
         if self.save_crops is not None:
             self.save_crops.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,9 @@ import numpy as np
 from . import preprocess
 from .errors import ModelError
 from .labels import UNKNOWN, load_labels
-from .record import TopK
+from .boxes import clip
+from .geometry import to_pixels
+from .record import Cars, TopK
 from .rule import HSVRule, mix
 
 # --- runtimes: each takes a float32 batch and returns (N, C) probabilities ------------------
@@ -195,18 +197,18 @@ class ColorClassifier:
         if not 0.0 <= self.rule_weight < 1.0:
             raise ModelError(f"rule_weight must be in 0..1 (1 excluded), got {self.rule_weight}")
         self.rule = None
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        probe = self._run(np.zeros((1, self.input_size, self.input_size, 3), np.float32))
+        if probe.ndim != 2 or probe.shape[1] != len(self.labels):  # before the rule: the count is the problem
+            raise ModelError(
+                f"labels file {label_file} has {len(self.labels)} labels but model "
+                f"{self.model_file} gives {probe.shape[-1]} outputs")
         if self.rule_weight > 0:
             try:
                 self.rule = HSVRule(self.labels)
             except ValueError as e:
                 raise ModelError(f"rule_weight {self.rule_weight} with labels file {label_file}: {e}") from e
-        self.batch_size = batch_size
-        self._lock = threading.Lock()
-        probe = self._run(np.zeros((1, self.input_size, self.input_size, 3), np.float32))
-        if probe.ndim != 2 or probe.shape[1] != len(self.labels):
-            raise ModelError(
-                f"labels file {label_file} has {len(self.labels)} labels but model "
-                f"{self.model_file} gives {probe.shape[-1]} outputs")
 
     @classmethod
     def from_config(cls, cfg) -> "ColorClassifier":
@@ -230,6 +232,11 @@ class ColorClassifier:
         """
         if len(crops) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
+        for i, c in enumerate(crops):
+            if not isinstance(c, np.ndarray) or c.ndim != 3 or c.shape[2] != 3 or min(c.shape[:2]) < 1:
+                shape = getattr(c, "shape", type(c).__name__)
+                raise ValueError(f"crop {i} is not a BGR image with pixels (shape {shape}); for boxes on a "
+                                 "frame use classify_boxes, which clips them to the frame")
         out = []
         for i in range(0, len(crops), self.batch_size):
             batch = preprocess.scale(preprocess.to_batch(crops[i:i + self.batch_size], self.input_size))
@@ -253,3 +260,20 @@ class ColorClassifier:
     def classify(self, crops: Sequence[np.ndarray], k: Optional[int] = None) -> List[TopK]:
         """Top-k (colour, prob) for each crop, in one batched pass."""
         return self.top(self.predict_proba(crops), k)
+
+    def classify_cars(self, image: np.ndarray, cars: Cars) -> Cars:
+        """``cars`` on ``image`` clipped to it (boxes with nothing inside dropped), with each crop's colours.
+
+        The colours are ``Cars.crop_top`` (top-k) and ``Cars.crop_color`` (the
+        decision, ``unknown`` below ``unknown_threshold``).
+        """
+        cars, _ = clip(cars, image.shape[1], image.shape[0])
+        if len(cars) == 0:
+            return cars
+        crops = [image[y1:y2, x1:x2] for x1, y1, x2, y2 in cars.xyxy.tolist()]
+        probs = self.predict_proba(crops)
+        return cars.with_crop_colors(self.top(probs), self.decide(probs))
+
+    def classify_boxes(self, image: np.ndarray, boxes: Sequence[Sequence[float]]) -> Cars:
+        """The colours of the cars at ``boxes`` ([x1, y1, x2, y2] pixels, clipped to ``image``)."""
+        return self.classify_cars(image, Cars(to_pixels(np.asarray(boxes, np.float64).reshape(-1, 4))))

@@ -23,12 +23,12 @@ from typing import List, Optional
 
 from .errors import CarcolorError
 
-# Subcommands whose module owns its own argument parser: name -> (module, help).
+# Subcommands whose module owns its own argument parser: name -> (module, help, the extra it needs).
 DELEGATED = {
-    "serve": ("stream.server", "serve the original HTTP API (POST / with an image) on port 6002"),
-    "train": ("stream.training.train", "train a colour model on labelled photos"),
-    "evaluate": ("stream.training.evaluate", "measure a colour model on labelled photos"),
-    "report": ("stream.report", "per-colour table and chart from a JSON Lines log"),
+    "serve": ("stream.server", "serve the original HTTP API (POST / with an image) on port 6002", "server"),
+    "train": ("stream.training.train", "train a colour model on labelled photos", "train"),
+    "evaluate": ("stream.training.evaluate", "measure a colour model on labelled photos", "train"),
+    "report": ("stream.report", "per-colour table and chart from a JSON Lines log", "report"),
 }
 
 
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(cls)
     cls.set_defaults(func=cmd_classify)
 
-    for name, (_, text) in DELEGATED.items():
+    for name, (_, text, _extra) in DELEGATED.items():
         sub.add_parser(name, help=text, add_help=False)
     return parser
 
@@ -114,10 +114,12 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         return evaluate_tracks(argv[1:])
     if argv and argv[0] in DELEGATED:
+        name, _, extra = DELEGATED[argv[0]]
         try:
-            module = importlib.import_module(DELEGATED[argv[0]][0])
+            module = importlib.import_module(name)
         except ModuleNotFoundError as e:
-            print(f"carcolor: error: '{argv[0]}' is not available in this install ({e})", file=sys.stderr)
+            print(f"carcolor: error: '{argv[0]}' needs the [{extra}] extra, missing here ({e}): "
+                  f"pip install 'carcolor[{extra}]'", file=sys.stderr)
             return 2
         return module.main(argv[1:])
     args = build_parser().parse_args(argv)

@@ -1,26 +1,43 @@
 """Typed, validated settings from ``config.yaml``.
 
 One schema; unknown keys and bad values fail at start-up with the key's name
-(and the closest valid key when it looks like a typo). Relative paths in a
-config file are relative to that file's folder. Load once, pass the object down.
+(and the closest valid key when it looks like a typo). Load once, pass the
+object down.
+
+The resolution rule, wherever a config file lives:
+
+1. relative paths in a config file are relative to the folder of that file;
+2. every key a user's file does not set comes from the shipped ``config.yaml``
+   (``stream/defaults/config.yaml`` in the package: the colour model, its
+   labels, the detector settings...), section by section: a file that sets
+   only ``motion: {min_area: 0.002}`` keeps every other ``motion`` key shipped;
+3. command-line flags override both (``Config.override``).
 
     >>> cfg = load_config()            # the shipped config.yaml
-    >>> cfg.top_k
-    3
+    >>> cfg.top_k, cfg.model_file.name
+    (3, 'model.onnx')
 """
 from __future__ import annotations
 
 import difflib
+import os
+import typing
+from importlib import resources
 from pathlib import Path
-from typing import Any, List, Literal, Optional, Tuple, Union
+from typing import Any, Dict, List, Literal, Optional, Tuple, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError, read_input
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = PROJECT_DIR / "config.yaml"
+
+def shipped(relative: str) -> Path:
+    """A file shipped with the package (``stream/defaults/...``: the default config, the models)."""
+    return Path(os.fspath(resources.files("stream").joinpath("defaults", *relative.split("/")))).resolve()
+
+
+DEFAULT_CONFIG = shipped("config.yaml")
 
 
 class _Section(BaseModel):
@@ -139,7 +156,7 @@ class VehicleConfig(_Section):
     unless ``input_height`` fixes it.
     """
 
-    model: Path = Field(PROJECT_DIR / "models" / "vehicle-detection-0202" / "vehicle-detection-0202.xml",
+    model: Path = Field(default_factory=lambda: shipped("models/vehicle-detection-0202/vehicle-detection-0202.xml"),
                         description="OpenVINO IR .xml (its .bin beside it)")
     confidence: float = Field(0.5, gt=0, le=1)
     input_width: int = Field(512, ge=32, le=4096)
@@ -198,8 +215,8 @@ class CountLineConfig(_Section):
 class Config(_Section):
     """The whole configuration. The first six keys are the original server's."""
 
-    model_file: Path = Path("models/default/model.onnx")
-    label_file: Path = Path("models/default/labels.txt")
+    model_file: Path = Field(default_factory=lambda: shipped("models/default/model.onnx"))
+    label_file: Path = Field(default_factory=lambda: shipped("models/default/labels.txt"))
     input_layer: str = "input_1"
     output_layer: str = "softmax/Softmax"
     classifier_input_size: Tuple[int, int] = (224, 224)
@@ -246,16 +263,6 @@ class Config(_Section):
         if self.end is not None and self.end <= self.start:
             raise ValueError(f"end ({self.end}) must be after start ({self.start})")
         return self
-
-    def resolve(self, base: Path) -> "Config":
-        """Paths made absolute against ``base`` (the config file's folder)."""
-        def fix(p: Path) -> Path:
-            return p if p.is_absolute() else (base / p).resolve()
-        det = self.onnx_detector
-        det = det.model_copy(update={k: fix(getattr(det, k)) for k in ("model", "labels") if getattr(det, k)})
-        vehicle = self.vehicle.model_copy(update={"model": fix(self.vehicle.model)})
-        return self.model_copy(update={"model_file": fix(self.model_file), "label_file": fix(self.label_file),
-                                       "onnx_detector": det, "vehicle": vehicle})
 
     def override(self, **values: Any) -> "Config":
         """A copy with command-line values (None = not given) validated like the file's."""
@@ -309,9 +316,50 @@ def _validate(data: Any, origin: str) -> Config:
         raise ConfigError(_message(err, origin)) from err
 
 
-def load_config(path: Union[str, Path, None] = None) -> Config:
-    """Read and validate a YAML config; ``None`` means the shipped ``config.yaml``."""
-    path = Path(path) if path is not None else DEFAULT_CONFIG
+def _path_field(annotation: Any) -> bool:
+    return annotation is Path or (typing.get_origin(annotation) is Union and Path in typing.get_args(annotation))
+
+
+def _section_of(annotation: Any) -> Optional[type]:
+    """The config section (a model class) a field holds, directly or as Optional[...]."""
+    for a in (annotation, *typing.get_args(annotation)):
+        if isinstance(a, type) and issubclass(a, BaseModel):
+            return a
+    return None
+
+
+def _resolve_paths(data: Any, model: type, base: Path) -> Any:
+    """``data`` (a raw mapping for ``model``) with relative paths made absolute against ``base``.
+
+    Path-typed keys are found from the schema, so a new section's paths follow the rule too.
+    """
+    if not isinstance(data, dict):
+        return data
+    out = dict(data)
+    for key, value in data.items():
+        field = model.model_fields.get(key)
+        if field is None or value is None:
+            continue
+        if _path_field(field.annotation) and isinstance(value, (str, Path)):
+            p = Path(os.path.expanduser(str(value)))
+            out[key] = str(p if p.is_absolute() else (base / p).resolve())
+        elif (section := _section_of(field.annotation)) is not None:
+            out[key] = _resolve_paths(value, section, base)
+    return out
+
+
+def _merge(base: Dict, over: Dict) -> Dict:
+    """``over``'s keys on top of ``base``'s, mappings merged key by key (lists and values replaced)."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read(path: Path) -> Dict:
     text = read_input(path, "config file", ConfigError)
     try:
         data = yaml.safe_load(text)
@@ -319,4 +367,23 @@ def load_config(path: Union[str, Path, None] = None) -> Config:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}:{where} is not valid YAML") from e
-    return _validate(data, str(path)).resolve(path.resolve().parent)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values, got {type(data).__name__}")
+    return _resolve_paths(data, Config, path.resolve().parent)
+
+
+def load_config(path: Union[str, Path, None] = None) -> Config:
+    """Read and validate a YAML config on top of the shipped one; ``None`` means the shipped one alone.
+
+    See the module docstring for the rule; raises ``ConfigError`` naming the file and the key.
+    """
+    data = _read(DEFAULT_CONFIG)
+    origin = DEFAULT_CONFIG
+    if path is not None:
+        path = Path(os.path.expanduser(str(path)))
+        if not (path.is_file() and DEFAULT_CONFIG.is_file() and path.samefile(DEFAULT_CONFIG)):
+            data = _merge(data, _read(path))
+            origin = path
+    return _validate(data, str(origin))

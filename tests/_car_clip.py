@@ -19,8 +19,7 @@ import numpy as np
 
 from stream.record import Frame
 
-DATASET = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "traffic-colors"
-TEST_SPLIT = DATASET / "images" / "test"
+from _shared import TEST_SPLIT, require_shared
 SIZE = (640, 360)
 FPS = 30.0
 FRAMES = 180
@@ -56,6 +55,7 @@ COUNT_LINE = ((0.5, 0.0), (0.5, 1.0))  # vertical, mid-frame: left-to-right cros
 
 
 def crop_path(color: str, name: str = "") -> Path:
+    require_shared()  # the cars are real photos of the shared test split
     files = sorted((TEST_SPLIT / color).glob("*.jpg"))
     if name:
         return TEST_SPLIT / color / name

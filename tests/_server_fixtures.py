@@ -18,7 +18,7 @@ from typing import List, Optional
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-DATASET = REPO.parent / "shared" / "datasets" / "traffic-colors" / "images" / "test"
+from _shared import TEST_SPLIT as DATASET  # noqa: E402
 
 # Colour prototypes (RGB 0..255), in labels-file order.
 PROTOTYPES = {

@@ -17,8 +17,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-DATASET = SHARED / "datasets" / "traffic-colors"
+from _shared import DATASET, SHARED  # noqa: E402,F401  (one place for ../shared)
 LABELS = ["white", "gray", "black", "red", "blue", "green", "yellow", "orange", "brown", "purple"]
 
 # Cars of the synthetic clip: BGR colour, size, start x, y, speed (px/frame).
@@ -105,8 +104,9 @@ def tiny_config(tmp_path_factory, tiny_model) -> Path:
 
 def carcolor(*args, timeout=120, **kw) -> subprocess.CompletedProcess:
     """Run the real CLI in a subprocess."""
+    kw.setdefault("cwd", ROOT)
     return subprocess.run([sys.executable, "-m", "stream", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, **kw)
+                          timeout=timeout, **kw)
 
 
 def write_jsonl(path: Path, rows) -> Path:

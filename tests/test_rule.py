@@ -9,7 +9,7 @@ from stream.labels import LABELS
 from stream.training.dataset import load_split
 from stream.rule import HSVRule, central_region
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "traffic-colors"
+from _shared import DATASET as DATA, needs_shared  # noqa: E402
 
 
 def _car(body_bgr, road=(90, 90, 90), size=(120, 200)):
@@ -32,6 +32,7 @@ def test_rule_names_drawn_cars(colour, bgr):
     assert p.shape == (1, len(LABELS)) and p[0, LABELS.index(colour)] == 1.0 and p.sum() == 1.0
 
 
+@needs_shared
 def test_rule_is_about_the_same_at_any_resolution():
     """Large crops are shrunk before the statistics: a 4x larger crop gives the same answers."""
     rule = HSVRule()
@@ -43,6 +44,7 @@ def test_rule_is_about_the_same_at_any_resolution():
     assert central_region(np.zeros((3, 1, 3), np.uint8)).size > 0
 
 
+@needs_shared
 def test_rule_on_real_photos_beats_chance_by_far():
     """On the data set's val split the rule is a weak but real classifier (about 64%)."""
     x, y, _ = load_split(DATA, "val")

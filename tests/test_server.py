@@ -25,14 +25,16 @@ from hypothesis import strategies as st
 
 try:
     from _server_fixtures import DATASET, LABELS, ServerProcess, dataset_images, write_config
+    from _shared import needs_shared
 except ImportError:  # tests/ made a package
     from tests._server_fixtures import DATASET, LABELS, ServerProcess, dataset_images, write_config
+    from tests._shared import needs_shared
 
 from stream import imageio
 from stream.config import load_config
 from stream.imageio import ImageError, ImageTooLarge, UnsupportedImage, decode_image, probe
 
-pytestmark = pytest.mark.skipif(not DATASET.is_dir(), reason=f"dataset not found: {DATASET}")
+pytestmark = needs_shared  # real photos of the test split
 
 N_LABELS = len(LABELS)
 

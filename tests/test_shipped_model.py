@@ -12,7 +12,7 @@ from stream.labels import LABELS
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "default"
-TEST_IMAGES = ROOT / ".." / "shared" / "datasets" / "traffic-colors" / "images" / "test"
+from _shared import TEST_SPLIT as TEST_IMAGES, needs_shared  # noqa: E402
 
 # Test-split photos the shipped model gets right with a wide margin (top-1 probability >= 0.8 and >= 0.6 above the runner-up when the
 # model was shipped; asserted below with slack: >= 0.6 and >= 0.4 above the runner-up). Picked after
@@ -44,7 +44,7 @@ def test_shipped_files_fit_the_contract():
         assert (MODEL / name).is_file(), name
 
 
-@pytest.mark.skipif(not TEST_IMAGES.is_dir(), reason="shared traffic-colors data set not present")
+@needs_shared
 def test_shipped_model_gets_real_photos_right_with_margin():
     clf, meta = _classifier()
     assert clf.input_size == meta["input_size"]

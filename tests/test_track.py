@@ -31,7 +31,7 @@ def run_clip(classifier, clip=None, save_crops=None):
     clip = clip or Clip()
     cfg = TrackConfig()
     counter = LineCounter(CountLineConfig(points=COUNT_LINE), cfg.min_frames)
-    stages = [Tracker(cfg), CarVotes(cfg, 3, 0.0, save_crops), counter]
+    stages = [Tracker(cfg), CarVotes(cfg, top_k=3, save_crops=save_crops), counter]
     frames, events = [], []
 
     def keep(record: FrameRecord) -> None:

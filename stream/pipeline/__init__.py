@@ -5,8 +5,8 @@
 - ``progress``: the stderr progress line; ``live_stats``: the live sources' ``stats`` events.
 """
 from .live_stats import LiveStats
-from .loop import ColorStage, Sink, Stage, Summary, finish, process
+from .loop import ColorStage, Loop, Sink, Stage, Summary, finish, process
 from .progress import Progress
 from .wiring import run
 
-__all__ = ["ColorStage", "LiveStats", "Progress", "Sink", "Stage", "Summary", "finish", "process", "run"]
+__all__ = ["ColorStage", "LiveStats", "Loop", "Progress", "Sink", "Stage", "Summary", "finish", "process", "run"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, Optional, Sequence
+from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 from ..boxes import clip
 from ..classify import ColorClassifier
@@ -27,18 +27,13 @@ Sink = Callable[[FrameRecord], None]
 
 
 class ColorStage:
-    """Classifies every car of a frame in one batched model call."""
+    """Classifies every car of a frame in one batched model call (the classifier clips the boxes)."""
 
     def __init__(self, classifier: ColorClassifier):
         self.classifier = classifier
 
     def __call__(self, frame: Frame, cars: Cars) -> Cars:
-        if len(cars) == 0:
-            return cars
-        image = frame.image
-        crops = [image[y1:y2, x1:x2] for x1, y1, x2, y2 in cars.xyxy.tolist()]
-        probs = self.classifier.predict_proba(crops)
-        return cars.with_crop_colors(self.classifier.top(probs), self.classifier.decide(probs))
+        return self.classifier.classify_cars(frame.image, cars)
 
 
 @dataclass
@@ -77,6 +72,35 @@ def finish(stages: Sequence[Stage], record: FrameRecord) -> FrameRecord:
     return record
 
 
+class Loop:
+    """One frame at a time: ``loop(frame) -> FrameRecord``; ``loop.finish()`` -> the events still pending.
+
+    The per-frame part of ``process``, for callers that drive the frames
+    themselves (``stream.open``). ``finish`` runs the stages' ``finish`` once,
+    after the last frame; later calls return nothing.
+    """
+
+    def __init__(self, source: str, boxes: Callable[[Frame], Cars], colors: Callable[[Frame, Cars], Cars],
+                 stages: Sequence[Stage] = ()):
+        self.source, self.boxes, self.colors, self.stages = source, boxes, colors, list(stages)
+        self.last: Optional[Frame] = None
+        self._finished = False
+
+    def __call__(self, frame: Frame) -> FrameRecord:
+        cars, skipped = clip(self.boxes(frame), *frame.size)
+        record = FrameRecord(self.source, frame, self.colors(frame, cars), skipped)
+        for stage in self.stages:
+            record = stage(record)
+        self.last = frame
+        return record
+
+    def finish(self) -> Tuple[Event, ...]:
+        if self._finished or self.last is None:
+            return ()
+        self._finished = True
+        return finish(self.stages, FrameRecord(self.source, self.last, Cars.empty())).events
+
+
 def process(frames: Iterable[Frame], source: str, boxes: Callable[[Frame], Cars],
             colors: Callable[[Frame, Cars], Cars], stages: Sequence[Stage] = (),
             sinks: Sequence[Sink] = (), progress: Optional[Progress] = None,
@@ -88,30 +112,25 @@ def process(frames: Iterable[Frame], source: str, boxes: Callable[[Frame], Cars]
     """
     summary = Summary()
     start = time.monotonic()
-    last: Optional[FrameRecord] = None
+    loop = Loop(source, boxes, colors, stages)
     try:
         for frame in frames:
-            cars, skipped = clip(boxes(frame), *frame.size)
-            record = FrameRecord(source, frame, colors(frame, cars), skipped)
-            for stage in stages:
-                record = stage(record)
+            record = loop(frame)
             for sink in sinks:
                 sink(record)
-            last = record
             summary.frames += 1
             summary.detections += len(record.cars)
             summary.cars += sum(isinstance(e, CarEvent) for e in record.events)
-            summary.skipped += skipped
+            summary.skipped += record.skipped
             if progress is not None:
                 progress.update(summary.frames)
             if should_stop():
                 break
     finally:
-        if last is not None:
-            end = finish(stages, FrameRecord(source, last.frame, Cars.empty()))
-            summary.cars += sum(isinstance(e, CarEvent) for e in end.events)
-            for event in end.events:
-                if on_event is not None:
-                    on_event(event)
+        end = loop.finish()
+        summary.cars += sum(isinstance(e, CarEvent) for e in end)
+        for event in end:
+            if on_event is not None:
+                on_event(event)
         summary.seconds = time.monotonic() - start
     return summary

@@ -55,7 +55,7 @@ def run(cfg, source: Union[str, int], *, boxes_file: Optional[Union[str, Path]] 
         if logger is not None:
             logger.write(StartEvent(src.name, time.time(), __version__))
         boxes = box_source(cfg, boxes_file, fps=src.fps or 30.0)
-        car_stages = _car_stages(cfg, boxes_file, save_crops, stderr, classifier.unknown_threshold)
+        car_stages = car_stages_for(cfg, boxes_file is not None, classifier, save_crops, stderr)
         counter = next((s for s in car_stages if isinstance(s, LineCounter)), None)
         sinks: List[Sink] = []
         window = None
@@ -104,14 +104,14 @@ def run(cfg, source: Union[str, int], *, boxes_file: Optional[Union[str, Path]] 
             c.close()
 
 
-def _car_stages(cfg, boxes_file, save_crops, stderr, unknown_threshold: float) -> List[Stage]:
+def car_stages_for(cfg, external_boxes: bool, classifier: ColorClassifier, save_crops=None,
+                   stderr=None) -> List[Stage]:
     """Tracking, the colour vote and the count line, when boxes come from a detector or a file."""
-    if not cfg.tracking.enabled or not finds_cars(cfg, boxes_file):
-        if cfg.count_line is not None or save_crops:
+    if not cfg.tracking.enabled or not finds_cars(cfg, True if external_boxes else None):
+        if (cfg.count_line is not None or save_crops) and stderr is not None:
             stderr.write("warning: count_line and --save-crops need tracking (a detector or --boxes); ignored\n")
         return []
-    stages: List[Stage] = [Tracker(cfg.tracking),
-                           CarVotes(cfg.tracking, cfg.top_k, unknown_threshold, save_crops)]
+    stages: List[Stage] = [Tracker(cfg.tracking), CarVotes(cfg.tracking, classifier, save_crops=save_crops)]
     if cfg.count_line is not None:
         stages.append(LineCounter(cfg.count_line, cfg.tracking.min_frames))
     return stages
