@@ -84,6 +84,7 @@ class DetectionsFile:
             self._parse_mot(text)
         self.by_time.sort(key=lambda item: item[0])
         self._times = [t for t, _ in self.by_time]
+        self.frames_with_boxes = 0  # processed frames that got at least one box from the file
 
     def _fail(self, line_no: int, why: str) -> BoxesError:
         return BoxesError(f"{self.path}:{line_no}: {why}")
@@ -147,10 +148,20 @@ class DetectionsFile:
                 i += 1
         return rows
 
+    def span(self) -> str:
+        """Where the file's boxes are: "frames A-B" and/or "A-B s", or "" when it has none."""
+        parts = []
+        if self.by_frame:
+            parts.append(f"frames {min(self.by_frame)}-{max(self.by_frame)}")
+        if self._times:
+            parts.append(f"{self._times[0]:g}-{self._times[-1]:g} s")
+        return " and ".join(parts)
+
     def __call__(self, frame: Frame) -> Cars:
         rows = self._rows(frame)
         if not rows:
             return Cars.empty()
+        self.frames_with_boxes += 1
         arr = np.asarray([r[:4] for r in rows], np.float64)
         return Cars(to_pixels(arr), score=[r[5] for r in rows], track_id=[r[4] for r in rows])
 

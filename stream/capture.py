@@ -110,6 +110,10 @@ class FileSource:
         self.size = (first.shape[1], first.shape[0])
         self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0) or 25.0
         self.frame_count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        if self.frame_count and int(round(start * self.fps)) >= self.frame_count:
+            self._cap.release()
+            raise SourceError(f"start {start:g} s is past the end of {self.path} "
+                              f"({self.frame_count / self.fps:.1f} s, {self.frame_count} frames)")
         self._first = first
         self._queue: "queue.Queue" = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
@@ -433,6 +437,11 @@ class LiveSource:
                 with self._lock:
                     self._emit("offline", reason=reason, attempt=failures,
                                **({} if giving_up else {"retry_in": round(delay, 3)}))
+                if isinstance(self.spec, int) and not self._ever_online and reason == "cannot open stream":
+                    # A local device that does not open is not coming back by itself (a URL may).
+                    self._failed = SourceError(f"camera {self.name} never opened: no video device {self.spec}, "
+                                               "or it is busy (check the index: ls /dev/video*)")
+                    return
                 if giving_up:
                     self._failed = SourceError(f"camera {self.name} offline: {reason} "
                                                f"(gave up after {cfg.max_retries} retries)")

@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from .config import CountLineConfig, TrackConfig
+from .errors import CarcolorError
 from .events import CarEvent, CountEvent, Event, ParkedEvent
 from .geometry import crosses, iou_matrix, polygon_pixels
 from .labels import UNKNOWN
@@ -107,7 +108,9 @@ class CarVotes:
                                   else classifier.unknown_threshold if classifier is not None else 0.0)
         self.save_crops = Path(save_crops) if save_crops else None
         if self.save_crops is not None:
-            self.save_crops.mkdir(parents=True, exist_ok=True)
+            if not self.save_crops.parent.is_dir():
+                raise CarcolorError(f"--save-crops folder's parent does not exist: {self.save_crops.parent}")
+            self.save_crops.mkdir(exist_ok=True)
         self.tracks: Dict[int, _Track] = {}
         self.ended: set = set()
         self.count = 0  # frames processed

@@ -190,7 +190,7 @@ class ColorClassifier:
         if hw[0] != hw[1]:
             raise ModelError(f"model input must be square, {self.model_file} takes {hw[1]}x{hw[0]}")
         self.input_size = hw[0]
-        self.top_k = max(1, min(int(top_k), len(self.labels)))
+        self.top_k = int(top_k)
         self.unknown_threshold = float(meta.get("unknown_threshold", 0.0) if unknown_threshold is None
                                        else unknown_threshold)
         self.rule_weight = float(meta.get("rule_weight", 0.0) if rule_weight is None else rule_weight)
@@ -204,6 +204,9 @@ class ColorClassifier:
             raise ModelError(
                 f"labels file {label_file} has {len(self.labels)} labels but model "
                 f"{self.model_file} gives {probe.shape[-1]} outputs")
+        if not 1 <= self.top_k <= len(self.labels):  # the same rule as the HTTP API's ?top_k
+            raise ModelError(f"top_k must be from 1 to {len(self.labels)} (the number of labels in "
+                             f"{label_file}), got {top_k}")
         if self.rule_weight > 0:
             try:
                 self.rule = HSVRule(self.labels)
@@ -248,7 +251,9 @@ class ColorClassifier:
 
     def top(self, probs: np.ndarray, k: Optional[int] = None) -> List[TopK]:
         """(N, C) probabilities -> N lists of the k best (label, prob), best first."""
-        k = max(1, min(k or self.top_k, len(self.labels)))
+        k = k or self.top_k
+        if not 1 <= k <= len(self.labels):
+            raise ValueError(f"top_k must be from 1 to {len(self.labels)} (the number of labels), got {k}")
         order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
         return [tuple((self.labels[j], float(p[j])) for j in row) for p, row in zip(probs, order)]
 

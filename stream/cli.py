@@ -51,15 +51,31 @@ def cmd_run(args) -> int:
 
 def cmd_classify(args) -> int:
     from .classify import ColorClassifier
+    from .errors import ImageError
     from .imageio import read_image
     from .events import colors_json
 
     cfg = _config(args).override(top_k=args.top_k, model_file=args.model, label_file=args.labels)
-    images = [read_image(p) for p in args.images]  # all decodable (and not bombs) before the model loads
     clf = ColorClassifier.from_config(cfg)
-    probs = clf.predict_proba(images)
-    for path, top, decision in zip(args.images, clf.top(probs), clf.decide(probs)):
-        print(json.dumps({"image": path, "colors": colors_json(top), "color": decision}))
+    images, errors = {}, {}
+    for i, path in enumerate(args.images):  # a bad image is reported and the others still classified
+        try:
+            images[i] = read_image(path)
+        except ImageError as e:
+            errors[i] = str(e)
+            print(f"carcolor: error: {e}", file=sys.stderr)
+    probs = clf.predict_proba(list(images.values()))
+    answers = dict(zip(images, zip(clf.top(probs), clf.decide(probs))))
+    for i, path in enumerate(args.images):
+        if i in errors:
+            print(json.dumps({"image": path, "error": errors[i]}))
+        else:
+            top, decision = answers[i]
+            print(json.dumps({"image": path, "colors": colors_json(top), "color": decision}))
+    if errors:
+        if len(args.images) > 1:
+            print(f"carcolor: {len(errors)} of {len(args.images)} images could not be read", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -109,6 +125,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     # Our errors say what went wrong; OpenCV's and TensorFlow's own chatter only adds noise.
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    signal.signal(signal.SIGTERM, _terminate)
     if argv and argv[0] == "evaluate" and any(a == "--tracks" or a.startswith("--tracks=") for a in argv):
         from .tracks_eval import main as evaluate_tracks  # a run on a clip: no training packages needed
 
@@ -117,13 +134,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         name, _, extra = DELEGATED[argv[0]]
         try:
             module = importlib.import_module(name)
+            return module.main(argv[1:])
         except ModuleNotFoundError as e:
-            print(f"carcolor: error: '{argv[0]}' needs the [{extra}] extra, missing here ({e}): "
-                  f"pip install 'carcolor[{extra}]'", file=sys.stderr)
-            return 2
-        return module.main(argv[1:])
+            if not (e.name or "").startswith("stream"):
+                print(f"carcolor: error: '{argv[0]}' needs the [{extra}] extra, missing here ({e}): "
+                      f"pip install 'carcolor[{extra}]'", file=sys.stderr)
+                return 2
+            raise
+        except KeyboardInterrupt:  # the same one line and exit code for every command
+            print(f"carcolor: {argv[0]} interrupted", file=sys.stderr)
+            return 130
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
     except CarcolorError as e:

@@ -34,8 +34,9 @@ class JsonlLog:
         self.path = Path(path)
         self._lock = threading.Lock()
         self.lines = 0
+        if not self.path.parent.is_dir():  # the rule for every output: carcolor makes files, not folders
+            raise CarcolorError(f"log folder does not exist: {self.path.parent}")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         except OSError as e:
             raise CarcolorError(f"cannot write log {self.path}: {e.strerror}") from e

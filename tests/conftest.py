@@ -17,7 +17,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
-from _shared import DATASET, SHARED  # noqa: E402,F401  (one place for ../shared)
+from _shared import DATASET, SHARED  # noqa: E402,F401  (re-exported: one place for ../shared)
 LABELS = ["white", "gray", "black", "red", "blue", "green", "yellow", "orange", "brown", "purple"]
 
 # Cars of the synthetic clip: BGR colour, size, start x, y, speed (px/frame).

@@ -1,5 +1,4 @@
 """Training-time image changes (stream.training.augment): colour-safe augmentation, hue synthesis, road re-lighting."""
-from pathlib import Path
 
 import cv2
 import numpy as np

@@ -49,7 +49,9 @@ def test_top_k_sorted_and_decision(tiny_model):
     assert clf.decide(probs) == [LABELS[j] for j in probs.argmax(1)]
     strict = ColorClassifier(tiny_model["onnx"], tiny_model["labels"], unknown_threshold=0.99)
     assert strict.decide(probs) == ["unknown"] * 3
-    assert len(clf.top(probs, k=100)[0]) == len(LABELS)
+    assert len(clf.top(probs, k=len(LABELS))[0]) == len(LABELS)
+    with pytest.raises(ValueError, match="top_k must be from 1 to 10"):
+        clf.top(probs, k=100)
 
 
 def test_preprocess_centre_crops_then_resizes():

@@ -1,5 +1,4 @@
 """The hand-made colour rule (stream.rule) on drawn cars and on real photos of the data set."""
-from pathlib import Path
 
 import cv2
 import numpy as np

@@ -45,6 +45,8 @@ class Summary:
     cars: Optional[int] = 0  # car events (tracked cars); None when nothing was tracked
     skipped: int = 0
     seconds: float = 0.0
+    first: Optional[int] = None  # index of the first and last frame processed
+    last: Optional[int] = None
     stats: Dict = field(default_factory=dict)
 
     @property
@@ -119,6 +121,8 @@ def process(frames: Iterable[Frame], source: str, boxes: Callable[[Frame], Cars]
             for sink in sinks:
                 sink(record)
             summary.frames += 1
+            summary.first = frame.index if summary.first is None else summary.first
+            summary.last = frame.index
             summary.detections += len(record.cars)
             summary.cars += sum(isinstance(e, CarEvent) for e in record.events)
             summary.skipped += record.skipped

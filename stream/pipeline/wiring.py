@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import List, Optional, Union
 
-from ..boxes import box_source, finds_cars
+from ..boxes import DetectionsFile, box_source, finds_cars
 from ..cars import CarVotes, LineCounter
 from ..classify import ColorClassifier
 from ..events import CountEvent, Event, StartEvent, describe
@@ -95,6 +95,12 @@ def run(cfg, source: Union[str, int], *, boxes_file: Optional[Union[str, Path]] 
         if not car_stages:
             summary.cars = None
         summary.stats = src.stats()
+        if summary.frames == 0:
+            stderr.write(f"warning: no frame of {src.name} was processed (start, end, every: "
+                         f"{cfg.start:g}, {cfg.end}, {cfg.every})\n")
+        elif isinstance(boxes, DetectionsFile) and boxes.span() and not boxes.frames_with_boxes:
+            stderr.write(f"warning: no box of {boxes.path} ({boxes.span()}) fell on a processed frame "
+                         f"(frames {summary.first}-{summary.last}); JSON Lines frames count from 0, MOT from 1\n")
         if src.truncated:
             stderr.write(f"warning: {src.name} ended early at frame {src.frames_read} of "
                          f"{src.frame_count} (truncated or corrupt video)\n")
