@@ -29,7 +29,6 @@ car and lies outside the ignored areas is ``extra``.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 from dataclasses import dataclass, field
@@ -233,10 +232,10 @@ def run_tracks(cfg, video: Union[str, Path], boxes_file: Optional[Union[str, Pat
     from .capture import open_source
     from .classify import ColorClassifier
     from .pipeline import ColorStage, process
-    from .pipeline.wiring import _car_stages
+    from .pipeline.wiring import car_stages_for
 
     classifier = classifier or ColorClassifier.from_config(cfg)
-    stages = _car_stages(cfg, boxes_file, None, io.StringIO(), classifier.unknown_threshold)
+    stages = car_stages_for(cfg, boxes_file is not None, classifier)
     if not stages:
         raise TracksError("evaluating tracks needs tracking: a detector (not 'none', no fixed regions) "
                           "or a boxes file")
