@@ -151,6 +151,14 @@ def open_runtime(path: Union[str, Path], threads: int = 0, input_layer: str = "i
     raise ModelError(f"unknown model kind for {path}: expected a .onnx, .keras or frozen-graph .pb file")
 
 
+def soften(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """``softmax(log p / T)`` per row (temperature scaling of a softmax output)."""
+    logp = np.log(np.clip(probs, 1e-12, 1.0)) / temperature
+    logp -= logp.max(axis=1, keepdims=True)
+    e = np.exp(logp)
+    return e / e.sum(axis=1, keepdims=True)
+
+
 def model_meta(model_file: Path) -> dict:
     """``model.json`` beside a model file (its calibrated settings), or {} when there is none."""
     meta = model_file.parent / "model.json"
@@ -162,6 +170,9 @@ def model_meta(model_file: Path) -> dict:
         raise ModelError(f"cannot read {meta}: {e}") from e
     if not isinstance(data, dict):
         raise ModelError(f"cannot read {meta}: expected a JSON object")
+    t = data.get("temperature", 1.0)
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.05 <= t <= 20:
+        raise ModelError(f"{meta}: temperature must be a number in 0.05..20, got {t!r}")
     for key in ("unknown_threshold", "rule_weight"):
         value = data.get(key, 0.0)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
@@ -194,6 +205,8 @@ class ColorClassifier:
         self.unknown_threshold = float(meta.get("unknown_threshold", 0.0) if unknown_threshold is None
                                        else unknown_threshold)
         self.rule_weight = float(meta.get("rule_weight", 0.0) if rule_weight is None else rule_weight)
+        # calibrated on several cameras at training time: p -> softmax(log p / T), before the rule's vote
+        self.temperature = float(meta.get("temperature", 1.0))
         if not 0.0 <= self.rule_weight < 1.0:
             raise ModelError(f"rule_weight must be in 0..1 (1 excluded), got {self.rule_weight}")
         self.rule = None
@@ -245,6 +258,8 @@ class ColorClassifier:
             batch = preprocess.scale(preprocess.to_batch(crops[i:i + self.batch_size], self.input_size))
             out.append(self._run(batch))
         probs = np.concatenate(out)
+        if self.temperature != 1.0:
+            probs = soften(probs, self.temperature)
         if self.rule is not None:
             probs = mix(probs, self.rule.predict_proba(crops), self.rule_weight)
         return probs.astype(np.float32, copy=False)

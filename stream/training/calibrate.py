@@ -21,14 +21,14 @@ import numpy as np
 
 
 def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """``softmax(log p / T)`` row-wise; T = 1 returns the probabilities unchanged."""
+    """``softmax(log p / T)`` row-wise (what the classifier does with ``model.json``'s temperature);
+    T = 1 returns the probabilities unchanged."""
+    from ..classify import soften
+
     probs = np.asarray(probs, np.float64)
     if temperature == 1.0 or len(probs) == 0:
         return probs.astype(np.float32)
-    logp = np.log(np.clip(probs, 1e-12, 1.0)) / float(temperature)
-    logp -= logp.max(axis=1, keepdims=True)
-    e = np.exp(logp)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    return soften(probs, float(temperature)).astype(np.float32)
 
 
 def nll(probs: np.ndarray, y: np.ndarray) -> float:

