@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup system-deps demo test bench clean
+.PHONY: setup system-deps demo test bench model clean
 
 $(VENV)/.base: pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,14 @@ system-deps:
 demo: $(VENV)/.base
 	rm -f out.mp4 colors.jsonl
 	$(PY) -m stream run --source demo/motorway-960x540.mp4 --config demo/config.yaml --output out.mp4 --log colors.jsonl
+
+# Rebuild the shipped colour model: renders (resumable; about an hour on 2 cores), training, model card.
+RENDERS ?= build/renders
+model: system-deps $(VENV)/.all
+	$(PY) -m stream synth --out $(RENDERS) --count 8000 --seed 0
+	$(PY) -m stream train --data ../shared/datasets/traffic-colors --out models/default --renders $(RENDERS) \
+		--other-cameras ../shared/datasets/other-cameras \
+		--another-camera demo/motorway-960x540.mp4 demo/motorway-cars.csv --seeds 3 --compare-real
 
 bench: system-deps $(VENV)/.all
 	$(PY) bench/speed.py

@@ -8,6 +8,7 @@ PKGS=(
   gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
   python3-gi
+  blender                       # carcolor synth renders training crops (Cycles, CPU); a test renders three
 )
 missing=()
 for p in "${PKGS[@]}"; do

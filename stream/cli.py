@@ -6,6 +6,7 @@
     carcolor train --data ../shared/datasets/traffic-colors --out models/NAME
     carcolor evaluate --data DIR [--model FILE --labels FILE]
     carcolor evaluate --video V --tracks T [--detector motion]   # cars found / missed / extra on a clip
+    carcolor synth --out build/renders --count 8000   # rendered training crops (needs Blender)
 
 Expected errors print one line (``carcolor: error: ...``) and exit 2; Ctrl-C
 or SIGTERM stops cleanly (outputs finalised) and exits 130.
@@ -28,6 +29,7 @@ DELEGATED = {
     "serve": ("stream.server", "serve the original HTTP API (POST / with an image) on port 6002", "server"),
     "train": ("stream.training.train", "train a colour model on labelled photos", "train"),
     "evaluate": ("stream.training.evaluate", "measure a colour model on labelled photos", "train"),
+    "synth": ("stream.training.synth", "render synthetic car crops for training (Blender, CPU)", "train"),
     "report": ("stream.report", "per-colour table and chart from a JSON Lines log", "report"),
 }
 

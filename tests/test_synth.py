@@ -99,3 +99,14 @@ def test_blender_renders_crops_with_a_manifest_and_resumes(tmp_path):
     S.synth(out, 3, seed=5, workers=1, assets=ASSETS, samples=2, per_job=3)
     assert manifest.read_text() == before
     assert not list((out / "hdr").glob("*.hdr"))      # linear renders are intermediate files
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    for argv, message in ((["--count", "0"], "--count must be at least 1"),
+                          (["--assets", str(tmp_path)], "render assets not found")):
+        proc = subprocess.run([sys.executable, "-m", "stream", "synth", "--out", str(tmp_path / "o"), *argv],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and message in proc.stderr and proc.stderr.strip().count("\n") == 0, proc.stderr

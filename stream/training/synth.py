@@ -526,6 +526,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except CarcolorError as e:
+        print(f"carcolor synth: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("carcolor synth: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def _run(args) -> int:
     if args.count < 1:
         raise SynthError(f"--count must be at least 1, got {args.count}")
     manifest = synth(Path(args.out), args.count, args.seed, args.workers, Path(args.assets), args.samples,
