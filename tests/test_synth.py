@@ -110,3 +110,11 @@ def test_cli_errors_are_one_line(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "stream", "synth", "--out", str(tmp_path / "o"), *argv],
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2 and message in proc.stderr and proc.stderr.strip().count("\n") == 0, proc.stderr
+
+
+def test_a_larger_count_extends_the_set_and_never_reshuffles_it():
+    small = S.colour_schedule(300, 0, len(S.LABELS), S.DEFAULT_SHARE)
+    large = S.colour_schedule(900, 0, len(S.LABELS), S.DEFAULT_SHARE)
+    assert (large[:300] == small).all()
+    share = np.bincount(large, minlength=len(S.LABELS)) / 900
+    assert abs(share[S.LABELS.index("gray")] - 0.18) < 0.05 and share.min() > 0

@@ -14,24 +14,29 @@ import json
 import math
 import sys
 
-import bpy  # noqa: F401  (only inside Blender)
-from mathutils import Euler, Matrix, Vector
+try:                       # Blender's own modules: this file runs inside Blender only
+    import bpy
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Euler, Vector
+except ImportError:        # imported elsewhere (docs, test collection): nothing to run
+    bpy = None
+
+JOB: dict = {}
+np = None                  # numpy, from the path the job names (Blender's Python has none)
 
 
-def _args():
+def _load_job():
+    global JOB, np
     argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
     if not argv:
         raise SystemExit("render_scene.py: usage: blender -b --python render_scene.py -- JOB.json")
-    return json.load(open(argv[0])), argv[0]
-
-
-JOB, JOB_PATH = _args()
-for p in JOB.get("sys_path", []):          # numpy for the glTF importer (Blender's Python has none)
-    if p not in sys.path:
-        sys.path.append(p)
-import numpy as np  # noqa: E402
-
-from bpy_extras.object_utils import world_to_camera_view  # noqa: E402
+    JOB = json.load(open(argv[0]))
+    for p in JOB.get("sys_path", []):
+        if p not in sys.path:
+            sys.path.append(p)
+    import numpy
+    np = numpy
+    return argv[0]
 
 
 # ---------------------------------------------------------------- materials
@@ -461,8 +466,9 @@ def render_scene(s):
 
 
 def main():
+    job_path = _load_job()
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    out = open(JOB_PATH.replace(".json", ".boxes.jsonl"), "a")
+    out = open(job_path.replace(".json", ".boxes.jsonl"), "a")
     for s in JOB["scenes"]:
         written = set()
         try:
@@ -477,4 +483,5 @@ def main():
     out.close()
 
 
-main()
+if __name__ == "__main__" and bpy is not None:
+    main()

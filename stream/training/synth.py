@@ -395,10 +395,20 @@ def _manifest_row(scene: Dict, view: Dict, rel: Path, hidden: float) -> Dict:
     }
 
 
+def colour_schedule(count: int, seed: int, n_labels: int, class_share: Optional[Sequence[float]] = None) -> np.ndarray:
+    """The colour index of images 0..count-1: drawn per image from ``class_share`` with (seed, i), so the
+    first N images are the same whatever ``count`` is (a larger --count extends a set, never reshuffles it)."""
+    share = np.ones(n_labels) if class_share is None else np.asarray(class_share, float)
+    share = share / share.sum()
+    cum = np.cumsum(share)
+    return np.array([min(int(np.searchsorted(cum, np.random.default_rng([seed, i, 11]).random(), side="right")),
+                         n_labels - 1) for i in range(count)], np.int64)
+
+
 def synth(out: Path, count: int, seed: int = 0, workers: int = 1, assets: Path = ASSETS,
           samples: int = 8, per_job: int = 12, labels: Sequence[str] = LABELS,
           class_share: Optional[Sequence[float]] = None, blender: Optional[str] = None,
-          procedural_share: float = 0.4, views_per_scene: int = 4, progress=sys.stderr) -> Path:
+          procedural_share: float = 0.4, views_per_scene: int = 6, progress=sys.stderr) -> Path:
     """Render ``count`` crops into ``out`` (scenes of ``views_per_scene`` views); returns the manifest path.
 
     Resumable: images already in the manifest, or dropped before (``dropped.txt``), are not made again.
@@ -410,13 +420,7 @@ def synth(out: Path, count: int, seed: int = 0, workers: int = 1, assets: Path =
     out = Path(out)
     (out / "hdr").mkdir(parents=True, exist_ok=True)
     (out / "jobs").mkdir(exist_ok=True)
-    share = np.ones(len(labels)) if class_share is None else np.asarray(class_share, float)
-    share = share / share.sum()
-    # the colour of image i is fixed by (seed, i): a shuffled schedule with the class shares
-    counts = np.floor(share * count).astype(int)
-    counts[: count - counts.sum()] += 1
-    schedule = np.repeat(np.arange(len(labels)), counts)
-    np.random.default_rng(seed).shuffle(schedule)
+    schedule = colour_schedule(count, seed, len(labels), class_share)
     manifest = out / "manifest.csv"
     dropped_log = out / "dropped.txt"          # views that were rendered but give no crop (cut, hidden, failed)
     done = set()
@@ -520,7 +524,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--blender", default=None, help="Blender executable (default: blender on PATH)")
     p.add_argument("--procedural-share", type=float, default=0.4)
     p.add_argument("--per-job", type=int, default=12, help="scenes per Blender process")
-    p.add_argument("--views-per-scene", type=int, default=4)
+    p.add_argument("--views-per-scene", type=int, default=6,
+                   help="views of one built scene, each its own paint, camera and processing (default 6)")
     return p
 
 
