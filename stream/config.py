@@ -163,7 +163,7 @@ class VehicleConfig(_Section):
     input_height: Optional[int] = Field(None, ge=32, le=4096, description="null = from the stream's aspect")
     roi: List[Point] = Field([], description="polygon: only this part of the frame is searched; "
                              "boxes whose centre is outside are dropped")
-    detect_every: int = Field(1, ge=1, description="run the network every Nth frame; boxes in between "
+    detect_every: int = Field(2, ge=1, description="run the network every Nth frame; boxes in between "
                               "are moved on at each car's measured speed")
     skip_static: bool = Field(True, description="a frame that did not change since the last detection "
                               "reuses its boxes (nothing moved: no network call)")

@@ -182,3 +182,14 @@ def test_run_with_no_config_finds_and_tracks_the_cars(tmp_path):
     assert len(cars) >= 5 and all(e["moving"] for e in cars)  # hand labels: 6 cars pass in these 4 s
     assert max(len(f["cars"]) for f in frames) >= 2
     assert not any(c["box"] == [0, 0, 960, 540] for f in frames for c in f["cars"])  # not the whole frame
+
+
+def test_shrink_averages_like_area_resizing(clip_frames):
+    from stream.detect.vehicle import shrink
+
+    big = cv2.resize(clip_frames[60], (1920, 1080))
+    fast = shrink(big, (512, 288))
+    area = cv2.resize(big, (512, 288), interpolation=cv2.INTER_AREA)
+    assert fast.shape == area.shape == (288, 512, 3)
+    assert np.abs(fast.astype(int) - area).mean() < 3  # grey levels: the same picture
+    assert shrink(clip_frames[0], (512, 288)).shape == (288, 512, 3)  # less than 2x: bilinear

@@ -132,7 +132,7 @@ class VehicleDetector:
         vx1, vy1, vx2, vy2 = self._view
         view = image[vy1:vy2, vx1:vx2]
         size = self.input_size(vx2 - vx1, vy2 - vy1)
-        blob = cv2.resize(view, size, interpolation=cv2.INTER_AREA if size[0] < view.shape[1] else cv2.INTER_LINEAR)
+        blob = shrink(view, size)
         x = blob.transpose(2, 0, 1)[None].astype(np.float32)
         req = self._request(size)
         rows = np.asarray(req.infer({0: x})[0], np.float32).reshape(-1, 7)
@@ -153,6 +153,21 @@ class VehicleDetector:
     def __call__(self, frame: Frame) -> Cars:
         xyxy, score = self.detect(frame.image)
         return _cars(xyxy, score)
+
+
+def shrink(image: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+    """``image`` resized to ``size`` (w, h), anti-aliased but fast.
+
+    OpenCV's area averaging is slow for a non-integer factor (11 ms for 1080p to
+    512x288 here); bilinear to twice the size, then area by exactly 2 (its fast
+    path) averages the same way for about a quarter of the cost. Sizes within a
+    factor of 2 are bilinear.
+    """
+    w, h = size
+    if image.shape[1] >= 2 * w and image.shape[0] >= 2 * h:
+        double = cv2.resize(image, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
+        return cv2.resize(double, size, interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
 
 
 def _cars(xyxy: np.ndarray, score: np.ndarray) -> Cars:
@@ -213,8 +228,9 @@ class Coast:
         self._size: Optional[Tuple[int, int]] = None
 
     def _thumbnail(self, image: np.ndarray) -> np.ndarray:
+        """Grey means of 40x40 px blocks, from every 4th pixel (1080p: 0.4 ms, not 6 ms for all pixels)."""
         h, w = image.shape[:2]
-        small = cv2.resize(image, (max(1, w // 40), max(1, h // 40)), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(image[::4, ::4], (max(1, w // 40), max(1, h // 40)), interpolation=cv2.INTER_AREA)
         return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.int16)
 
     def __call__(self, frame: Frame) -> Cars:
