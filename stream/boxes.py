@@ -13,7 +13,6 @@ counted (``clip``), never a crash. Built-in detectors live in ``detect.py``.
 from __future__ import annotations
 
 import bisect
-import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .config import Region
-from .errors import BoxesError, read_input
+from .errors import BoxesError, json_lines, read_input
 from .geometry import clip_boxes, to_pixels
 from .record import Cars, Frame
 
@@ -90,13 +89,7 @@ class DetectionsFile:
         return BoxesError(f"{self.path}:{line_no}: {why}")
 
     def _parse_jsonl(self, text: str) -> None:
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise self._fail(n, f"not valid JSON ({e.msg})") from e
+        for n, obj in json_lines(text, self.path, BoxesError):
             if not isinstance(obj, dict) or not isinstance(obj.get("boxes", None), list):
                 raise self._fail(n, 'expected {"frame": N, "boxes": [[x1, y1, x2, y2], ...]}')
             boxes = [self._box(n, b) for b in obj["boxes"]]

@@ -24,10 +24,10 @@ import os
 import typing
 from importlib import resources
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Optional, Tuple, Union
+from typing import Annotated, Any, Dict, List, Literal, Optional, Tuple, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError, read_input
 
@@ -90,6 +90,15 @@ class LiveConfig(_Section):
 Point = Tuple[float, float]
 
 
+def _polygon(v: List[Point]) -> List[Point]:
+    if v and len(v) < 3:
+        raise ValueError(f"a region of interest needs at least 3 points, got {len(v)}")
+    return v
+
+
+Polygon = Annotated[List[Point], AfterValidator(_polygon)]  # [] = none, else at least 3 points
+
+
 class MotionConfig(_Section):
     """``detector: motion``: background subtraction for a fixed camera.
 
@@ -112,18 +121,12 @@ class MotionConfig(_Section):
     max_area: float = Field(0.25, gt=0, le=1)
     min_aspect: float = Field(0.3, gt=0)
     max_aspect: float = Field(4.0, gt=0)
-    roi: List[Point] = []
+    roi: Polygon = []
     normalize_light: bool = True
     stabilize: bool = Field(True, description="undo a slowly drifting camera's shift (tracked scene corners)")
     max_foreground: float = Field(0.4, gt=0, le=1, description="more moving than this = global change, no boxes")
     relearn_frames: int = Field(10, ge=0)
 
-    @field_validator("roi")
-    @classmethod
-    def _polygon(cls, v):
-        if v and len(v) < 3:
-            raise ValueError(f"a region of interest needs at least 3 points, got {len(v)}")
-        return v
 
     @model_validator(mode="after")
     def _ranges(self):
@@ -161,7 +164,7 @@ class VehicleConfig(_Section):
     confidence: float = Field(0.5, gt=0, le=1)
     input_width: int = Field(512, ge=32, le=4096)
     input_height: Optional[int] = Field(None, ge=32, le=4096, description="null = from the stream's aspect")
-    roi: List[Point] = Field([], description="polygon: only this part of the frame is searched; "
+    roi: Polygon = Field([], description="polygon: only this part of the frame is searched; "
                              "boxes whose centre is outside are dropped")
     detect_every: int = Field(2, ge=1, description="run the network every Nth frame; boxes in between "
                               "are moved on at each car's measured speed")
@@ -169,12 +172,6 @@ class VehicleConfig(_Section):
                               "reuses its boxes (nothing moved: no network call)")
     min_size: int = Field(8, ge=1, description="boxes with a shorter side in pixels are dropped")
 
-    @field_validator("roi")
-    @classmethod
-    def _polygon(cls, v):
-        if v and len(v) < 3:
-            raise ValueError(f"a region of interest needs at least 3 points, got {len(v)}")
-        return v
 
 
 class TrackConfig(_Section):

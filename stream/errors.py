@@ -3,7 +3,9 @@
 They subclass the built-in exception a caller would expect (PyAV's habit), so
 code using carcolor as a library need not import these types.
 """
+import json
 from pathlib import Path
+from typing import Any, Iterator, Tuple
 
 
 class CarcolorError(Exception):
@@ -39,3 +41,15 @@ def read_input(path, what: str, error: type) -> bytes:
         raise error(f"{what} not found: {path}") from e
     except OSError as e:
         raise error(f"cannot read {what} {path}: {e.strerror}") from e
+
+
+def json_lines(text: str, where, error: type) -> Iterator[Tuple[int, Any]]:
+    """(line number, decoded value) of each non-blank line of a JSON Lines text; a line that is not
+    JSON raises ``error`` naming ``where`` and the line."""
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield n, json.loads(line)
+        except json.JSONDecodeError as e:
+            raise error(f"{where}:{n}: not valid JSON ({e.msg})") from e

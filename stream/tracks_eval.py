@@ -38,7 +38,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from .errors import CarcolorError, read_input
+from .errors import CarcolorError, json_lines, read_input
 from .events import to_json
 from .geometry import iou_matrix
 from .labels import LABELS, UNKNOWN, canonical_label
@@ -99,13 +99,7 @@ def load_tracks(path: Union[str, Path]) -> Labels:
     cars: List[LabelledCar] = []
     ignore: List[np.ndarray] = []
     seen = set()
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise TracksError(f"{path}:{n}: not valid JSON ({e.msg})") from e
+    for n, obj in json_lines(text, path, TracksError):
         if not isinstance(obj, dict):
             raise TracksError(f"{path}:{n}: expected an object")
         if "car" not in obj:
