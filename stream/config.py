@@ -70,6 +70,10 @@ class ServerConfig(_Section):
     threads: int = Field(4, ge=1, le=256)
     max_upload_mb: float = Field(10.0, gt=0)
     max_image_pixels: int = Field(50_000_000, gt=0)
+    decode_max_pixels: int = Field(4_000_000, ge=10_000, description="larger JPEGs are decoded at 1/2, 1/4 "
+                                   "or 1/8 size (the model reads a few dozen pixels)")
+    decode_slots: int = Field(2, ge=1, le=256, description="images above decode_max_pixels decoded at once; "
+                              "more wait (small ones never do)")
 
 
 class LiveConfig(_Section):

@@ -80,7 +80,11 @@ class _State:
     started: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stats: Dict[str, int] = field(default_factory=lambda: dict(
-        requests=0, images=0, crops=0, model_calls=0, client_errors=0, server_errors=0))
+        requests=0, images=0, crops=0, model_calls=0, client_errors=0, server_errors=0, reduced_decodes=0))
+    decode_gate: threading.BoundedSemaphore = None  # type: ignore[assignment]  # big decodes at once
+
+    def __post_init__(self) -> None:
+        self.decode_gate = threading.BoundedSemaphore(self.cfg.server.decode_slots)
 
     def count(self, **inc: int) -> None:
         with self.lock:
@@ -191,7 +195,33 @@ def _uploads() -> List[FileStorage]:
     return files
 
 
-def _decode_all(files: Sequence[FileStorage]) -> List[np.ndarray]:
+@dataclass(frozen=True)
+class _Decoded:
+    """An upload's pixels, decoded at 1/``scale`` of its size; ``size`` is the upload's own (w, h) as shown."""
+
+    image: np.ndarray
+    scale: int
+    size: Tuple[int, int]
+
+
+def _decode(data: bytes, info: imageio.ImageInfo) -> _Decoded:
+    """Pixels at a bounded size: a JPEG over ``decode_max_pixels`` at 1/2, 1/4 or 1/8 size; big images one
+    ``decode_slots`` at a time, so memory stays bounded whatever is uploaded and small ones never wait."""
+    st = _state()
+    big = info.pixels > st.cfg.server.decode_max_pixels
+    f = imageio.reduction(info, st.cfg.server.decode_max_pixels)
+    if big:
+        with st.decode_gate:
+            image = imageio.decode_pixels(data, info, f)
+    else:
+        image = imageio.decode_pixels(data, info, f)
+    if f > 1:
+        st.count(reduced_decodes=1)
+    rotated = (image.shape[0] > image.shape[1]) != (info.height > info.width)  # EXIF orientation
+    return _Decoded(image, f, (info.height, info.width) if rotated else (info.width, info.height))
+
+
+def _decode_all(files: Sequence[FileStorage]) -> List[_Decoded]:
     """Read, size-check (headers only, before any decoding) and decode every upload."""
     max_px = _state().cfg.server.max_image_pixels
     several = len(files) > 1
@@ -216,7 +246,7 @@ def _decode_all(files: Sequence[FileStorage]) -> List[np.ndarray]:
         where = _where(i, files[i], several)
         try:
             imageio.check_integrity(data, info)
-            images.append(imageio.decode_pixels(data, info))
+            images.append(_decode(data, info))
         except ImageError as e:
             raise _image_error(e, where) from e
     return images
@@ -296,7 +326,7 @@ def classify_one():
         raise ApiError(400, "boxes are accepted by POST /classify, not POST /")
     images = _decode_all(files)
     st.count(images=1)
-    return jsonify(_results(st.predict(images), k)[0])
+    return jsonify(_results(st.predict([d.image for d in images]), k)[0])
 
 
 @_api.route("/classify", methods=["POST"])
@@ -311,10 +341,12 @@ def classify_many():
     images = _decode_all(files)
     st.count(images=len(images))
     if raw_boxes is None:
-        return jsonify(results=_results(st.predict(images), k))
+        return jsonify(results=_results(st.predict([d.image for d in images]), k))
     scene = images[0]
-    boxes = _parse_boxes(raw_boxes, scene.shape[1], scene.shape[0])
-    crops = [scene[y1:y2, x1:x2] for x1, y1, x2, y2 in boxes]
+    boxes = _parse_boxes(raw_boxes, *scene.size)  # in the upload's pixels, whatever size it was decoded at
+    f, (h, w) = scene.scale, scene.image.shape[:2]
+    crops = [scene.image[min(y1 // f, h - 1):max(-(-y2 // f), y1 // f + 1), min(x1 // f, w - 1):max(-(-x2 // f), x1 // f + 1)]
+             for x1, y1, x2, y2 in boxes]
     results = _results(st.predict(crops), k) if crops else []
     for r, b in zip(results, boxes):
         r["box"] = list(b)
