@@ -100,7 +100,7 @@ def _polygon(v: List[Point]) -> List[Point]:
     return v
 
 
-Polygon = Annotated[List[Point], AfterValidator(_polygon)]  # [] = none, else at least 3 points
+Polygon = Annotated[List[Point], AfterValidator(_polygon)]  # [] = none; else at least 3 points
 
 
 class MotionConfig(_Section):
@@ -130,7 +130,6 @@ class MotionConfig(_Section):
     stabilize: bool = Field(True, description="undo a slowly drifting camera's shift (tracked scene corners)")
     max_foreground: float = Field(0.4, gt=0, le=1, description="more moving than this = global change, no boxes")
     relearn_frames: int = Field(10, ge=0)
-
 
     @model_validator(mode="after")
     def _ranges(self):
@@ -175,7 +174,6 @@ class VehicleConfig(_Section):
     skip_static: bool = Field(True, description="a frame that did not change since the last detection "
                               "reuses its boxes (nothing moved: no network call)")
     min_size: int = Field(8, ge=1, description="boxes with a shorter side in pixels are dropped")
-
 
 
 class TrackConfig(_Section):
