@@ -1,4 +1,13 @@
-"""Stable track ids across frames: a pipeline stage around supervision's ByteTrack.
+"""Stable track ids across frames: a pipeline stage around ByteTrack.
+
+ByteTrack comes from ``supervision`` (pinned below 0.31), and everything this
+module asks of it goes through one small adapter, ``_ByteTrack``: feed a frame's
+boxes, get the tracks updated with a box this frame, get where the confirmed
+tracks should be now. No maintained tracker fits carcolor's install better
+today: supervision's successor (roboflow ``trackers``), norfair and the
+``bytetracker`` package all need SciPy (and more), boxmot needs PyTorch; and
+``supervision`` is imported only when a tracker is built, so ``import stream``
+pulls none of it in. Replacing the adapter replaces the library.
 
 ``Tracker`` gives each car of a ``FrameRecord`` a ``track_id``. Boxes that
 already carry ids (an external MOT file's) are used as given: once a source has
@@ -31,14 +40,42 @@ from .geometry import coverage, iou_matrix
 from .record import Cars, FrameRecord
 
 
-def _bytetrack(cfg: TrackConfig):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # sv.ByteTrack warns that it moved to roboflow/trackers
-        from supervision.tracker.byte_tracker.core import ByteTrack
+class _ByteTrack:
+    """The only code that knows supervision's ByteTrack (and the state its tracks keep)."""
 
-        return ByteTrack(track_activation_threshold=cfg.activation, lost_track_buffer=cfg.track_timeout,
-                         minimum_matching_threshold=1.0 - cfg.match_iou, frame_rate=30.0,  # timeout in frames
-                         minimum_consecutive_frames=1)
+    def __init__(self, cfg: TrackConfig):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sv.ByteTrack warns that it moved to roboflow/trackers
+            from supervision.tracker.byte_tracker.core import ByteTrack
+
+            self._bt = ByteTrack(track_activation_threshold=cfg.activation, lost_track_buffer=cfg.track_timeout,
+                                 minimum_matching_threshold=1.0 - cfg.match_iou, frame_rate=30.0,  # frames
+                                 minimum_consecutive_frames=1)
+
+    def update(self, xyxy: np.ndarray, score: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Advance one frame with these boxes; (ids (K,), their box estimates xyxy (K, 4)) of the tracks
+        updated with a box now."""
+        tensors = np.zeros((len(xyxy), 5), np.float32)
+        tensors[:, :4], tensors[:, 4] = xyxy, score
+        tracks = self._bt.update_with_tensors(tensors)
+        tracks = [t for t in tracks if t.frame_id == self._bt.frame_id]
+        ids = np.asarray([int(t.external_track_id) for t in tracks], np.int64)
+        boxes = np.asarray([t.tlbr for t in tracks], np.float64).reshape(-1, 4)
+        return ids, boxes
+
+    def predicted(self, max_lost: int, min_age: int) -> np.ndarray:
+        """Where the confirmed tracks lost for under ``max_lost`` frames and at least ``min_age`` frames
+        old should be on the next frame, xyxy (M, 4)."""
+        t = self._bt
+        pool = [s for s in t.tracked_tracks if s.is_activated] + list(t.lost_tracks)
+        pool = [s for s in pool if t.frame_id - s.frame_id < max_lost and s.frame_id - s.start_frame >= min_age]
+        if not pool:
+            return np.zeros((0, 4))
+        mean = np.asarray([s.mean for s in pool], np.float64)  # cx, cy, aspect, h, vx, vy, va, vh
+        cx, cy = mean[:, 0] + mean[:, 4], mean[:, 1] + mean[:, 5]
+        h = mean[:, 3]
+        w = mean[:, 2] * h
+        return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
 
 
 class Tracker:
@@ -47,21 +84,12 @@ class Tracker:
     def __init__(self, cfg: Optional[TrackConfig] = None):
         self.cfg = cfg or TrackConfig()
         self.external = False  # the source brings its own ids (MOT file)
-        self._tracker = _bytetrack(self.cfg)
+        self._tracker = _ByteTrack(self.cfg)
 
     def predicted(self) -> np.ndarray:
         """Where the confirmed tracks (seen or lost less than track_timeout frames ago) should be now, xyxy (M, 4)."""
-        t = self._tracker
-        pool = [s for s in t.tracked_tracks if s.is_activated] + list(t.lost_tracks)
         # Tracks that lived a few frames: a short-lived duplicate of a car must not make its box "merged".
-        pool = [s for s in pool if t.frame_id - s.frame_id < self.cfg.track_timeout and s.frame_id - s.start_frame >= 3]
-        if not pool:
-            return np.zeros((0, 4))
-        mean = np.asarray([s.mean for s in pool], np.float64)  # cx, cy, aspect, h, vx, vy, va, vh
-        cx, cy = mean[:, 0] + mean[:, 4], mean[:, 1] + mean[:, 5]
-        h = mean[:, 3]
-        w = mean[:, 2] * h
-        return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+        return self._tracker.predicted(self.cfg.track_timeout, min_age=3)
 
     def merged(self, xyxy: np.ndarray) -> np.ndarray:
         """bool (N,): boxes covering at least half of each of two or more predicted track boxes."""
@@ -93,24 +121,19 @@ class Tracker:
             low = 0.1 + 0.5 * max(0.0, self.cfg.activation - 0.1)  # between ByteTrack's 0.1 floor and activation
             score = np.where(self.cut(cars.xyxy, size), np.minimum(score, low), score)
         feed = ~self.merged(cars.xyxy) if self.cfg.hold_merged else np.ones(n, bool)
-        tensors = np.zeros((int(feed.sum()), 5), np.float32)
-        if n:
-            tensors[:, :4] = cars.xyxy[feed]
-            tensors[:, 4] = score[feed]
-        tracks = self._tracker.update_with_tensors(tensors)
+        track_ids, boxes = self._tracker.update(cars.xyxy[feed] if n else np.zeros((0, 4)),
+                                                score[feed] if n else np.zeros(0, np.float32))
         ids = np.full(n, -1, np.int64)
-        tracks = [t for t in tracks if t.frame_id == self._tracker.frame_id]  # updated with a box now
-        if n and tracks:
+        if n and len(track_ids):
             # Each track to the box it was just updated with: its Kalman estimate lies between its
             # prediction and that box, so that box is the one it overlaps most (greedy by IoU).
-            boxes = np.asarray([t.tlbr for t in tracks], np.float64)
             iou = iou_matrix(cars.xyxy, boxes)
             iou[~feed] = -1
-            for _ in range(min(n, len(tracks))):
+            for _ in range(min(n, len(track_ids))):
                 i, j = np.unravel_index(np.argmax(iou), iou.shape)
                 if iou[i, j] < 0.1:
                     break
-                ids[i] = int(tracks[j].external_track_id)
+                ids[i] = track_ids[j]
                 iou[i, :], iou[:, j] = -1, -1
         return ids
 

@@ -18,7 +18,8 @@ from stream.labels import LABELS, load_labels
 from conftest import ROOT
 
 TREE = ["pyproject.toml", "README.md", "requirements.txt", "config.yaml", "labels.txt", "models", "stream"]
-HEAVY = ("tensorflow", "keras", "flask", "waitress", "matplotlib", "sklearn", "tf2onnx")
+HEAVY = ("tensorflow", "keras", "flask", "waitress", "matplotlib", "sklearn", "tf2onnx", "scipy", "requests",
+         "supervision")
 
 
 @pytest.fixture(scope="module")
