@@ -35,6 +35,7 @@ model: system-deps $(VENV)/.all
 
 bench: system-deps $(VENV)/.all
 	$(PY) bench/speed.py
+	$(PY) bench/detector.py
 	$(PY) bench/server_bench.py
 
 test: system-deps $(VENV)/.all

@@ -206,7 +206,8 @@ def main(argv=None) -> int:
         fps_log, rss_log = run_cli([*common, "--log", tmp / "a.jsonl"])
         fps_vid, rss_vid = run_cli([*common, "--log", tmp / "b.jsonl", "--output", tmp / "b.mp4"])
         # No boxes file: the built-in motion detector (tuned for this road in demo/config.yaml) + tracking.
-        fps_mot, rss_mot = run_cli(["--source", clip, "--config", ROOT / "demo" / "config.yaml", "--model", model,
+        fps_mot, rss_mot = run_cli(["--source", clip, "--config", ROOT / "demo" / "config.yaml", "--detector", "motion",
+                                    "--model", model,
                                     "--labels", args.labels, "--log", tmp / "c.jsonl"])
         dec = statistics.median(decode_only(clip) for _ in range(3))
         e2e_table = (
