@@ -2,7 +2,7 @@
 
     python demo/make_pictures.py                 # the demo config and its clip, frame 255
 
-Runs the demo exactly as ``make demo`` does (motion detector, tracking, count
+Runs the demo exactly as ``make demo`` does (the shipped vehicle detector, tracking, count
 line), keeps the annotated frame ``--frame`` as a PNG (lossless, not a frame of
 the encoded video) and draws ``carcolor report``'s chart of the run's log.
 """
