@@ -11,7 +11,7 @@ from stream.labels import LABELS
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "default"
-from _shared import TEST_SPLIT as TEST_IMAGES, needs_shared  # noqa: E402
+from _shared import SHARED, TEST_SPLIT as TEST_IMAGES, needs_shared  # noqa: E402
 
 # Test-split photos the shipped model gets right with a wide margin (top-1 probability >= 0.8 and >= 0.6 above the runner-up when the
 # model was shipped; asserted below with slack: >= 0.6 and >= 0.4 above the runner-up). Picked after
@@ -39,7 +39,8 @@ def test_shipped_files_fit_the_contract():
     assert meta["input_range"] == [-1, 1] and 0 < meta["unknown_threshold"] < 1
     total = sum(p.stat().st_size for p in (ROOT / "models").rglob("*") if p.is_file())
     assert total < 20 * 2**20
-    for name in ("MODEL_CARD.md", "confusion.png", "coverage.png", "metrics.json", "model.keras"):
+    assert 0.05 <= meta["temperature"] <= 20
+    for name in ("MODEL_CARD.md", "confusion.png", "reliability.png", "renders.png", "metrics.json", "model.keras"):
         assert (MODEL / name).is_file(), name
 
 
@@ -72,8 +73,8 @@ def test_keras_and_onnx_copies_agree():
 def test_shipped_classifier_on_another_camera():
     """The demo clip's 14 cars labelled by eye (demo/motorway-cars.csv): a camera unlike the training one.
 
-    When shipped: 9 / 14 cars right with the colour rule mixed in, 5 / 14 for the CNN alone. A guard
-    against losing what the rule brings there, with one car of slack.
+    When shipped: 10 / 14 cars right with the colour rule mixed in, 5 / 14 for the CNN alone (the model
+    before, trained without renders: 9 / 14). A guard with one car of slack.
     """
     from stream.classify import ColorClassifier
     from stream.training.evaluate import evaluate_classifier, load_video_boxes, per_car
@@ -84,4 +85,24 @@ def test_shipped_classifier_on_another_camera():
     assert shipped.rule_weight > 0
     right = {name: per_car(y, evaluate_classifier(c, crops, y)[1], cars)["right"]
              for name, c in (("shipped", shipped), ("alone", alone))}
-    assert right["shipped"] >= 8 and right["shipped"] > right["alone"], right
+    assert right["shipped"] >= 9 and right["shipped"] > right["alone"], right
+
+
+OTHER = SHARED / "datasets" / "other-cameras"
+
+
+def test_shipped_classifier_on_other_cameras():
+    """other-cameras (ten scenes the model never trained on). When shipped: val 72.6%, test 50.0% (the
+    model before: 66.1% and 35.7%). Guards with about one crop in twenty of slack."""
+    import pytest
+
+    if not (OTHER / "labels.csv").is_file():
+        pytest.skip(f"needs ../shared/datasets/other-cameras beside the clone ({OTHER} not found)")
+    from stream.training.dataset import load_split
+
+    clf, _ = _classifier()
+    top1 = {}
+    for split in ("val", "test"):
+        crops, y, _ = load_split(OTHER, split)
+        top1[split] = float((clf.predict_proba(crops).argmax(1) == y).mean())
+    assert top1["val"] >= 0.68 and top1["test"] >= 0.45, top1
