@@ -9,7 +9,9 @@ import pytest
 
 from stream.training import synth as S
 
-ASSETS = Path(__file__).resolve().parents[1] / ".." / "shared" / "assets" / "render"
+from _shared import SHARED  # noqa: E402
+
+ASSETS = SHARED / "assets" / "render"
 
 
 def test_scene_is_a_pure_function_of_seed_and_index(tmp_path):
@@ -79,7 +81,7 @@ def test_missing_assets_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("blender") is None, reason="Blender is not installed (scripts/install-system-deps.sh)")
-@pytest.mark.skipif(not (ASSETS / "hdri").is_dir(), reason="../shared/assets/render is not beside the project")
+@pytest.mark.skipif(not (ASSETS / "hdri").is_dir(), reason=f"needs ../shared/assets/render beside the clone ({ASSETS} not found)")
 def test_blender_renders_crops_with_a_manifest_and_resumes(tmp_path):
     out = tmp_path / "renders"
     manifest = S.synth(out, 3, seed=5, workers=1, assets=ASSETS, samples=2, per_job=3)
