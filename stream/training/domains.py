@@ -43,6 +43,10 @@ class Domains:
     test: Dict[str, Domain] = field(default_factory=dict)
     check: Dict[str, Domain] = field(default_factory=dict)   # reported beside val, never chosen on
 
+    def splits(self):
+        """(split name, its domains) for val, test and check, in that order."""
+        return (("val", self.val), ("test", self.test), ("check", self.check))
+
 
 def load_domains(data: str | Path, other: Optional[str | Path] = None,
                  another_camera: Optional[Sequence[str]] = None) -> Domains:

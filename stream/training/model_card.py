@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from ..labels import LABELS
+from .domains import gray_recall
 
 PAPER = ('"A Dataset Containing Tiny and Low Quality Images for Vehicle Classification", '
          "Zenodo record 6634554 (https://zenodo.org/records/6634554), CC BY 4.0")
@@ -32,13 +33,8 @@ def _spread(s: Optional[Dict], key: str, cars: bool = False) -> str:
 
 
 def _gray(rep: Dict) -> str:
-    hits = n = 0.0
-    for split in ("val", "test"):
-        d = rep.get(split, {}).get("other-cameras")
-        if d and "gray" in d["recall"]:
-            hits += d["recall"]["gray"] * d["support"]["gray"]
-            n += d["support"]["gray"]
-    return _pct(hits / n) if n else "-"
+    """Gray recall on other-cameras, val and test together."""
+    return _pct(gray_recall([rep.get("val", {}), rep.get("test", {})]))
 
 
 def _cell(rep: Dict, split: str, dom: str, key: str = "top1") -> str:

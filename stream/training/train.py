@@ -431,21 +431,30 @@ def _seed_row(model, size, doms: D.Domains, rule_weight: float, rule) -> Dict[st
     return row
 
 
+def _probs(predict, doms: D.Domains) -> Dict[str, Dict[str, np.ndarray]]:
+    """``predict(crops)`` on every domain, once: {split: {domain: probabilities}}."""
+    return {split: {k: predict(d.crops) for k, d in dd.items()} for split, dd in doms.splits()}
+
+
+def _reports(probs: Dict[str, Dict[str, np.ndarray]], doms: D.Domains) -> Dict[str, Dict]:
+    return {split: {k: D.report(probs[split][k], d) for k, d in dd.items()} for split, dd in doms.splits()}
+
+
 def _all_reports(predict, doms: D.Domains) -> Dict[str, Dict]:
-    return {"val": D.evaluate_all(predict, doms.val), "test": D.evaluate_all(predict, doms.test),
-            "check": D.evaluate_all(predict, doms.check)}
+    return _reports(_probs(predict, doms), doms)
 
 
-def reliability_by_domain(cnn, clf, doms: D.Domains, threshold: float) -> Dict[str, Dict]:
-    """Per domain: reliability of the raw CNN and of the shipped classifier, and what ``unknown`` keeps."""
+def reliability_by_domain(p_raw, p_ship, doms: D.Domains, threshold: float) -> Dict[str, Dict]:
+    """Per domain: reliability of the raw CNN (``p_raw``) and of the shipped classifier (``p_ship``, both
+    from :func:`_probs`), and what ``unknown`` keeps."""
     out = {}
-    for split, dd in (("val", doms.val), ("test", doms.test), ("check", doms.check)):
+    for split, dd in doms.splits():
         for k, d in dd.items():
-            p_ship = clf.predict_proba(d.crops)
-            kept = p_ship.max(1) >= threshold
-            out[f"{split}/{k}"] = {"before": C.reliability(cnn.predict_proba(d.crops), d.y),
-                                   "after": C.reliability(p_ship, d.y), "accepted": float(kept.mean()),
-                                   "accepted_accuracy": float((p_ship.argmax(1) == d.y)[kept].mean())
+            p = p_ship[split][k]
+            kept = p.max(1) >= threshold
+            out[f"{split}/{k}"] = {"before": C.reliability(p_raw[split][k], d.y),
+                                   "after": C.reliability(p, d.y), "accepted": float(kept.mean()),
+                                   "accepted_accuracy": float((p.argmax(1) == d.y)[kept].mean())
                                    if kept.any() else None}
     return out
 
@@ -569,16 +578,17 @@ def _run(args, argv: List[str]) -> int:
 
     # --- every domain, once: shipped, CNN alone, the model it replaces, baselines ---
     hist = HistogramLR(seed=args.seed).fit(xtr, ytr)
-    reports = {"shipped": _all_reports(clf.predict_proba, doms), "cnn": _all_reports(cnn_t.predict_proba, doms),
+    p_ship = _probs(clf.predict_proba, doms)   # the shipped classifier on every domain, once
+    reports = {"shipped": _reports(p_ship, doms), "cnn": _all_reports(cnn_t.predict_proba, doms),
                "hsv_rule": _all_reports(rule.predict_proba, doms),
                "histogram_lr": _all_reports(hist.predict_proba, doms)}
     if previous:
         reports["previous"] = previous
     if teacher_info:
         reports["teacher"] = teacher_info
-    reliability = reliability_by_domain(cnn, clf, doms, threshold)
+    reliability = reliability_by_domain(_probs(cnn.predict_proba, doms), p_ship, doms, threshold)
     for k, d in doms.test.items():
-        mt = M.classification_metrics(d.y, clf.predict_proba(d.crops), LABELS)
+        mt = M.classification_metrics(d.y, p_ship["test"][k], LABELS)
         M.plot_confusion(mt, out / ("confusion.png" if k == "traffic-colors" else f"confusion_{k}.png"),
                          f"{out.name} on {k} test: top-1 {mt['top1']:.3f}")
     C.plot_reliability({k: v["after"] for k, v in reliability.items()}, out / "reliability.png",
@@ -586,12 +596,13 @@ def _run(args, argv: List[str]) -> int:
     from .sheets import error_sheet, render_sheet
 
     sheets = {}
-    for split, dd in (("val", doms.val), ("check", doms.check), ("test", doms.test)):
-        for k, d in dd.items():
+    by_split = dict(doms.splits())
+    for split in ("val", "check", "test"):
+        for k, d in by_split[split].items():
             if k == "traffic-colors" and split != "val":
                 continue
             path = out / f"errors_{split}_{k}.png"
-            n = error_sheet(d.crops, d.y, clf.predict_proba(d.crops), path, f"{k} {split}: shipped model's errors")
+            n = error_sheet(d.crops, d.y, p_ship[split][k], path, f"{k} {split}: shipped model's errors")
             if n:
                 sheets[f"{split}/{k}"] = {"file": path.name, "errors": n}
     if args.renders:
@@ -609,7 +620,8 @@ def _run(args, argv: List[str]) -> int:
             real_rows.append(_seed_row(mr, size, doms, rule_weight, rule))
             _log(f"seed {sd}, real crops only: "
                  + ", ".join(f"{n} {v:.3f}" for n, v in real_rows[-1].items() if "shipped" in n))
-        keras.backend.clear_session() if k else None
+        if k:
+            keras.backend.clear_session()
     import shutil
 
     shutil.rmtree(work, ignore_errors=True)
