@@ -194,6 +194,10 @@ class TrackConfig(_Section):
     parked_after: float = Field(10.0, gt=0, description="seconds standing before a track is reported parked")
     car_events: Literal["moving", "all"] = Field("moving", description="which ended tracks give a car event: "
                                                  "the ones that moved, or all (standing ones with moving: false)")
+    unknown_threshold: Optional[float] = Field(
+        0.3, ge=0.0, le=1.0, description="a track's voted share of its leading colour below which the car is "
+        "unknown; null = the classifier's per-crop threshold. Lower than that one: a vote over a track's crops "
+        "is flatter than one crop's probability (its crops see the car in changing light and size)")
 
 
 class CountLineConfig(_Section):

@@ -69,10 +69,14 @@ def test_classifier_clips_its_boxes_and_refuses_empty_crops():
         clf.predict_proba([image, image[50:20, 10:5]])
 
 
-def test_the_vote_takes_top_k_and_the_unknown_threshold_from_the_classifier():
+def test_the_vote_takes_top_k_from_the_classifier_and_its_own_unknown_threshold():
     clf = ColorClassifier.from_config(stream.load_config().override(top_k=2))
     votes = CarVotes(TrackConfig(), clf)
-    assert votes.top_k == 2 and votes.unknown_threshold == clf.unknown_threshold > 0
+    assert votes.top_k == 2 and votes.unknown_threshold == TrackConfig().unknown_threshold == 0.3
+    assert clf.unknown_threshold > 0.3  # one crop needs more than a vote over a track's crops
+    # null: the classifier's per-crop threshold, as before
+    assert CarVotes(TrackConfig(unknown_threshold=None), clf).unknown_threshold == clf.unknown_threshold
+    assert CarVotes(TrackConfig(), clf, unknown_threshold=0.7).unknown_threshold == 0.7
 
 
 def test_classify_images_paths_and_arrays():

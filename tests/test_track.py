@@ -188,6 +188,23 @@ def test_vote_weights_quality():
     assert votes.finish(FrameRecord("s", Frame(9, 0.3, image), Cars.empty())).events[0].color == "red"
 
 
+def test_a_vote_is_unknown_below_the_tracks_threshold_not_the_crops():
+    """Crops that split 0.45 white / 0.40 gray: no single crop reaches the per-crop 0.5, the vote's
+    0.45 passes the track's 0.3; with the threshold at the per-crop 0.5 the car is unknown."""
+    image = np.random.default_rng(1).integers(0, 255, (200, 200, 3), np.uint8)
+    top = (("white", 0.45), ("gray", 0.40), ("black", 0.15))
+
+    def car(votes):
+        for i in range(4):
+            votes(FrameRecord("s", Frame(i, i / 10, image),
+                              Cars([[50, 50, 120, 120]], track_id=[1], crop_top=[top], crop_color=["unknown"])))
+        return votes.finish(FrameRecord("s", Frame(9, 0.9, image), Cars.empty())).events[0]
+
+    assert car(CarVotes(TrackConfig(car_events="all"))).color == "white"
+    late = car(CarVotes(TrackConfig(car_events="all", unknown_threshold=0.5)))
+    assert late.color == "unknown" and late.prob == pytest.approx(0.45)
+
+
 def test_crossing_geometry():
     a, b = np.array([0.0, 0.0]), np.array([10.0, 0.0])
     assert crosses(a, b, np.array([5.0, -1.0]), np.array([5.0, 1.0])) == 1   # downwards: right-hand side
