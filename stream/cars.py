@@ -100,16 +100,16 @@ class CarVotes:
 
     def __init__(self, cfg: Optional[TrackConfig] = None, classifier=None, *, top_k: Optional[int] = None,
                  unknown_threshold: Optional[float] = None, save_crops: Optional[Union[str, Path]] = None):
-        """``classifier`` (a ``ColorClassifier``) gives ``top_k``; the ``unknown`` threshold of a vote is
-        ``unknown_threshold`` if given, else ``cfg.unknown_threshold``, else (null there) the classifier's
-        per-crop one; without a classifier, ``top_k`` defaults to 3 and the threshold to 0 (never unknown)."""
+        """``classifier`` (a ``ColorClassifier``) gives ``top_k`` and caps the ``unknown`` threshold of a
+        vote: ``cfg.unknown_threshold``, never above the classifier's per-crop one (a model that never
+        says unknown gives votes that never do; null: the per-crop one). ``unknown_threshold`` given here
+        wins; with neither, ``top_k`` is 3 and the threshold 0 (never unknown)."""
         self.cfg = cfg or TrackConfig()
         self.top_k = top_k or (classifier.top_k if classifier is not None else 3)
-        if unknown_threshold is None:
-            unknown_threshold = self.cfg.unknown_threshold
-        if unknown_threshold is None:
-            unknown_threshold = classifier.unknown_threshold if classifier is not None else 0.0
-        self.unknown_threshold = unknown_threshold
+        if unknown_threshold is None and classifier is not None:
+            crop = classifier.unknown_threshold
+            unknown_threshold = crop if self.cfg.unknown_threshold is None else min(crop, self.cfg.unknown_threshold)
+        self.unknown_threshold = unknown_threshold or 0.0
         self.save_crops = Path(save_crops) if save_crops else None
         if self.save_crops is not None:
             if not self.save_crops.parent.is_dir():

@@ -196,7 +196,7 @@ class TrackConfig(_Section):
                                                  "the ones that moved, or all (standing ones with moving: false)")
     unknown_threshold: Optional[float] = Field(
         0.3, ge=0.0, le=1.0, description="a track's voted share of its leading colour below which the car is "
-        "unknown; null = the classifier's per-crop threshold. Lower than that one: a vote over a track's crops "
+        "unknown, never above the classifier's per-crop threshold (null = that one). Lower: a vote over a track's crops "
         "is flatter than one crop's probability (its crops see the car in changing light and size)")
 
 

@@ -77,6 +77,7 @@ def test_the_vote_takes_top_k_from_the_classifier_and_its_own_unknown_threshold(
     # null: the classifier's per-crop threshold, as before
     assert CarVotes(TrackConfig(unknown_threshold=None), clf).unknown_threshold == clf.unknown_threshold
     assert CarVotes(TrackConfig(), clf, unknown_threshold=0.7).unknown_threshold == 0.7
+    assert CarVotes(TrackConfig(unknown_threshold=0.9), clf).unknown_threshold == clf.unknown_threshold  # capped
 
 
 def test_classify_images_paths_and_arrays():

@@ -200,9 +200,15 @@ def test_a_vote_is_unknown_below_the_tracks_threshold_not_the_crops():
                               Cars([[50, 50, 120, 120]], track_id=[1], crop_top=[top], crop_color=["unknown"])))
         return votes.finish(FrameRecord("s", Frame(9, 0.9, image), Cars.empty())).events[0]
 
-    assert car(CarVotes(TrackConfig(car_events="all"))).color == "white"
-    late = car(CarVotes(TrackConfig(car_events="all", unknown_threshold=0.5)))
+    clf = ColorClassifier(SHIPPED / "model.onnx", SHIPPED / "labels.txt")
+    assert clf.unknown_threshold == 0.5
+    assert car(CarVotes(TrackConfig(car_events="all"), clf)).color == "white"
+    late = car(CarVotes(TrackConfig(car_events="all", unknown_threshold=None), clf))  # the per-crop 0.5
     assert late.color == "unknown" and late.prob == pytest.approx(0.45)
+    # a model that never says unknown (threshold 0) gives votes that never do; no classifier: 0 too
+    never = ColorClassifier(SHIPPED / "model.onnx", SHIPPED / "labels.txt", unknown_threshold=0.0)
+    assert car(CarVotes(TrackConfig(car_events="all"), never)).color == "white"
+    assert CarVotes(TrackConfig()).unknown_threshold == 0.0
 
 
 def test_crossing_geometry():
