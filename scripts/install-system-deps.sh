@@ -8,6 +8,8 @@ PKGS=(
   gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
   python3-gi
+  mosquitto                     # a real MQTT broker on loopback for the camera service's tests and soak
+  chromium chromium-driver      # a real headless browser for the web view's test (driven by selenium)
   blender                       # carcolor synth renders training crops (Cycles, CPU); a test renders three
 )
 missing=()

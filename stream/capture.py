@@ -249,6 +249,36 @@ def open_live(spec: Union[str, int], cfg: LiveConfig) -> cv2.VideoCapture:
                 os.environ[_FFMPEG_OPTIONS] = saved
 
 
+_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443, "rtmp": 1935}
+
+
+def probe_address(spec: Union[str, int]) -> Optional[Tuple[str, int]]:
+    """(host, port) a live URL connects to, for a cheap reachability probe; None for a webcam index."""
+    if isinstance(spec, int) or "://" not in str(spec):
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(str(spec))
+        port = parts.port or _PORTS.get(parts.scheme.lower())
+    except ValueError:
+        return None
+    if not parts.hostname or not port:
+        return None
+    return parts.hostname, port
+
+
+def reachable(address: Tuple[str, int], timeout: float) -> bool:
+    """True when a TCP connection to ``address`` is accepted within ``timeout`` s."""
+    import socket
+
+    try:
+        with socket.create_connection(address, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 class _Connection:
     """One attempt to read a live source: its own thread, its own ``VideoCapture``.
 
@@ -314,7 +344,8 @@ class LiveSource:
     cycle. A supervisor thread watches the time of the last frame: a failed read,
     a failed open, or no frame for ``stall_timeout`` seconds ends the connection
     (``offline`` event with the reason) and a new one is opened after
-    ``retry_interval`` seconds, doubling up to ``retry_max_interval``; the first
+    ``retry_interval`` seconds, doubling up to ``retry_max_interval`` (a URL whose
+    port refused and accepts again is retried at once: ``probe_interval``); the first
     connection reports ``online``, later ones ``reconnected`` (with the count and
     the frame size, re-read every time). After ``max_retries`` failed retries in a
     row (if set) the iteration ends with ``SourceError``. Frames are never invented.
@@ -447,7 +478,7 @@ class LiveSource:
                                                f"(gave up after {cfg.max_retries} retries)")
                     self._emit("max_retries", retries=cfg.max_retries, reason=reason)
                     return
-                if self._stop.wait(delay):
+                if self._wait_retry(delay):
                     return
                 delay = min(delay * 2, cfg.retry_max_interval)
         except Exception as e:  # noqa: BLE001 - delivered to the consumer, never swallowed
@@ -456,6 +487,29 @@ class LiveSource:
         finally:
             with self._cond:
                 self._cond.notify_all()
+
+    def _wait_retry(self, delay: float) -> bool:
+        """Wait ``delay`` s before the next attempt; True when the source stops meanwhile.
+
+        For a URL, its host:port is probed every ``probe_interval`` s (a TCP connect,
+        no stream opened): if it refused at first and accepts now (the camera or its
+        server is back), the wait ends at once, whatever the back-off had reached.
+        A host that kept accepting (a stalled server) waits the whole back-off.
+        """
+        end = time.monotonic() + delay
+        step = self.cfg.probe_interval
+        address = probe_address(self.spec) if step > 0 else None
+        if address is None:
+            return self._stop.wait(delay)
+        was_up = reachable(address, min(step, 1.0))
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return self._stop.is_set()
+            if self._stop.wait(min(step, left)):
+                return True
+            if not was_up and reachable(address, min(step, 1.0)):
+                return self._stop.is_set()
 
     # --- consumer -----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Frame]:

@@ -1,6 +1,7 @@
 """``carcolor`` / ``python -m stream``: a thin command line over the library.
 
     carcolor run --source traffic.mp4 --output out.mp4 --log colors.jsonl
+    carcolor run --config cams.yaml --log cams.jsonl   # every camera of cameras: (MQTT, web view)
     carcolor classify car1.jpg car2.png
     carcolor serve                       # the original HTTP API on port 6002
     carcolor train --data ../shared/datasets/traffic-colors --out models/NAME
@@ -45,9 +46,30 @@ def cmd_run(args) -> int:
 
     cfg = _config(args).override(every=args.every, start=args.start, end=args.end, top_k=args.top_k,
                                  model_file=args.model, label_file=args.labels, detector=args.detector)
+    if args.source is None:
+        return _run_cameras(cfg, args)
     summary = run(cfg, args.source, boxes_file=args.boxes, output=args.output, log=args.log,
                   show=args.show, progress=not args.quiet, save_crops=args.save_crops)
     print(summary, file=sys.stderr)
+    return 0
+
+
+def _run_cameras(cfg, args) -> int:
+    """``carcolor run --config cams.yaml`` without ``--source``: every camera of ``cameras:`` (the service)."""
+    if not cfg.cameras:
+        raise CarcolorError("run needs --source (a video, webcam index or URL), or cameras: in the --config file")
+    unsupported = [flag for flag, value in (("--output", args.output), ("--show", args.show),
+                                            ("--boxes", args.boxes), ("--save-crops", args.save_crops)) if value]
+    if unsupported:
+        raise CarcolorError(f"{', '.join(unsupported)}: for one --source; the cameras of the config have the "
+                            "web view (web:) instead")
+    try:
+        from .service import run_service
+    except ModuleNotFoundError as e:
+        raise CarcolorError(f"the camera service needs the [service] extra, missing here ({e}): "
+                            "pip install 'carcolor[service]'") from e
+    for line in run_service(cfg, log=args.log):
+        print(line, file=sys.stderr)
     return 0
 
 
@@ -92,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--top-k", type=int, default=None, help="colours per car (default from config: 3)")
 
     run = sub.add_parser("run", help="process a video file, webcam or stream")
-    run.add_argument("--source", required=True, help="video file, webcam index (0) or rtsp:// / http:// URL")
+    run.add_argument("--source", default=None, help="video file, webcam index (0) or rtsp:// / http:// URL; "
+                     "without it, every camera of the config's cameras: (the camera service)")
     common(run)
     run.add_argument("--boxes", help="detections file: JSON Lines or MOT det.txt")
     run.add_argument("--detector", choices=["vehicle", "motion", "onnx", "none"], default=None,

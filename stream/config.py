@@ -89,6 +89,9 @@ class LiveConfig(_Section):
     stats_interval: float = Field(60.0, gt=0)
     decode_threads: int = Field(1, ge=0, description="decoder threads for URLs; each extra one "
                                 "holds back a frame (latency); 0 = one per core")
+    probe_interval: float = Field(0.5, ge=0, description="while waiting to retry a URL, check this often "
+                                  "whether its host:port accepts connections again; when it comes back "
+                                  "the retry starts at once, whatever the back-off reached (0 = off)")
 
 
 Point = Tuple[float, float]
@@ -215,6 +218,60 @@ class CountLineConfig(_Section):
         return v
 
 
+CAMERA_NAME = r"^[a-z0-9_-]+$"
+
+
+class CameraConfig(_Section):
+    """One camera of the service (``cameras:``): a name, a source, and its own values of the
+    top-level keys that make sense per camera. A section given here (``live``, ``vehicle``...)
+    is merged key by key over the top-level one; ``roi`` is the detector's region of interest
+    (``vehicle.roi`` and ``motion.roi``)."""
+
+    name: str = Field(pattern=CAMERA_NAME, max_length=64)
+    source: str = Field(min_length=1)
+    boxes: Optional[List[Region]] = None
+    detector: Optional[Literal["none", "motion", "onnx", "vehicle"]] = None
+    roi: Optional[Polygon] = None
+    count_line: Optional[CountLineConfig] = None
+    every: Optional[int] = Field(None, ge=1)
+    start: Optional[float] = Field(None, ge=0, description="a file camera: start at this many seconds")
+    end: Optional[float] = Field(None, gt=0, description="a file camera: stop at this many seconds")
+    unknown_threshold: Optional[float] = Field(None, ge=0.0, le=1.0)
+    live: Optional[LiveConfig] = None
+    motion: Optional[MotionConfig] = None
+    vehicle: Optional[VehicleConfig] = None
+    onnx_detector: Optional[OnnxDetectorConfig] = None
+    tracking: Optional[TrackConfig] = None
+
+
+class MqttConfig(_Section):
+    """``mqtt:``: where the service publishes its events (``<topic_prefix>/<camera>/<event>``)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    username: Optional[str] = None
+    password: Optional[str] = None
+    tls: bool = False
+    ca_file: Optional[Path] = Field(None, description="CA certificates for tls (default: the system's)")
+    qos: int = Field(1, ge=0, le=2, description="QoS of car, parked, count and status messages (stats: 0)")
+    topic_prefix: str = Field("carcolor", pattern=r"^[^#+]+$")
+    retain: bool = Field(False, description="retain car/count/stats messages too (status is always retained)")
+    client_id: str = ""
+    keepalive: int = Field(30, ge=5)
+    queue_size: int = Field(10000, ge=1, description="messages kept while the broker is away; "
+                            "the oldest are dropped (and counted) beyond this")
+
+
+class WebConfig(_Section):
+    """``web:``: the live view, ``/api/cameras`` and ``/metrics``."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    threads: int = Field(16, ge=2, le=256, description="waitress threads: each open MJPEG view holds one")
+    stream_fps: float = Field(5.0, gt=0, le=30, description="MJPEG frames per second per viewer")
+    jpeg_quality: int = Field(80, ge=10, le=100)
+
+
 class Config(_Section):
     """The whole configuration. The first six keys are the original server's."""
 
@@ -246,6 +303,31 @@ class Config(_Section):
     vehicle: VehicleConfig = VehicleConfig()
     tracking: TrackConfig = TrackConfig()
     count_line: Optional[CountLineConfig] = None
+
+    cameras: List[CameraConfig] = Field([], description="the service: every camera in one process")
+    mqtt: Optional[MqttConfig] = None
+    web: Optional[WebConfig] = None
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique(cls, v):
+        names = [c.name for c in v]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"camera names must be unique, {', '.join(twice)} given twice")
+        return v
+
+    def for_camera(self, name: str) -> "Config":
+        """The config one camera runs with: the top-level keys, its own values over them."""
+        cam = next((c for c in self.cameras if c.name == name), None)
+        if cam is None:
+            raise ConfigError(f"no camera '{name}' (cameras: {', '.join(c.name for c in self.cameras)})")
+        data = self.model_dump(exclude={"cameras", "mqtt", "web"})
+        over = cam.model_dump(exclude_unset=True, exclude={"name", "source", "roi"})
+        data = _merge(data, over)
+        if cam.roi is not None:
+            data["vehicle"]["roi"] = data["motion"]["roi"] = cam.roi
+        return _validate(data, f"camera '{name}'")
 
     @field_validator("classifier_input_size", mode="before")
     @classmethod
@@ -347,7 +429,8 @@ def _resolve_paths(data: Any, model: type, base: Path) -> Any:
             p = Path(os.path.expanduser(str(value)))
             out[key] = str(p if p.is_absolute() else (base / p).resolve())
         elif (section := _section_of(field.annotation)) is not None:
-            out[key] = _resolve_paths(value, section, base)
+            out[key] = ([_resolve_paths(v, section, base) for v in value] if isinstance(value, list)
+                        else _resolve_paths(value, section, base))
     return out
 
 

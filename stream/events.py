@@ -8,7 +8,11 @@ A carcolor log (``carcolor run --log``) is JSON Lines; every line is one of:
 - ``ParkedEvent`` ``{"event": "parked", ...}``: a car standing still, written once while it stands;
 - ``CountEvent`` ``{"event": "count", ...}``: the count line's totals (``"final": true`` at the end);
 - ``StatsEvent`` ``{"event": "stats", ...}``: a live source's rates every ``stats_interval``;
-- ``StatusEvent`` ``{"event": "online" | "offline" | "reconnected" | "max_retries", ...}``: a live source's state.
+- ``StatusEvent`` ``{"event": "online" | "offline" | "reconnected" | "max_retries", ...}``: a live source's state;
+- ``ModeEvent`` ``{"event": "mode", "mode": "ir" | "color", ...}``: a camera's picture turned grey (night/IR) or back.
+
+Lines written by the camera service (``cameras:`` in the config) also carry
+``"camera"``: the camera's name, first on the line (:func:`tagged`).
 
 ``stream/log.schema.json`` is the JSON Schema of these lines; :func:`parse` reads
 one back (the report and anything else reading a log use it, never their own
@@ -52,7 +56,9 @@ class CarEvent:
 
     ``colors`` are vote shares over the track's crops (not one crop's
     probabilities); ``box`` is its best crop's box; ``moving`` is False for a
-    car that stood still the whole time it was seen (parked).
+    car that stood still the whole time it was seen (parked); ``reason`` says
+    why a colour is ``unknown`` when the picture could not tell (``ir``: the
+    camera sent a grey night picture while the car was seen).
     """
 
     kind: ClassVar[str] = "car"
@@ -65,18 +71,22 @@ class CarEvent:
     colors: TopK
     box: Tuple[int, int, int, int]
     moving: bool = True
+    reason: Optional[str] = None
 
     def to_json(self) -> Dict[str, Any]:
-        return {"event": "car", "id": self.id, "first": round(self.first, 3), "last": round(self.last, 3),
-                "frames": self.frames, "color": self.color, "prob": round(self.prob, 4),
-                "colors": [{"color": c, "prob": round(p, 6)} for c, p in self.colors],
-                "box": [int(v) for v in self.box], "moving": self.moving}
+        out = {"event": "car", "id": self.id, "first": round(self.first, 3), "last": round(self.last, 3),
+               "frames": self.frames, "color": self.color, "prob": round(self.prob, 4),
+               "colors": [{"color": c, "prob": round(p, 6)} for c, p in self.colors],
+               "box": [int(v) for v in self.box], "moving": self.moving}
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "CarEvent":
         return cls(int(d["id"]), float(d["first"]), float(d["last"]), int(d["frames"]), str(d["color"]),
                    float(d["prob"]), _top(d.get("colors", ())), tuple(int(v) for v in d["box"]),
-                   bool(d.get("moving", True)))
+                   bool(d.get("moving", True)), d.get("reason"))
 
 
 @dataclass(frozen=True)
@@ -187,8 +197,36 @@ class StatusEvent:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "StatusEvent":
-        details = {k: v for k, v in d.items() if k not in ("event", "source", "t", "wall")}
+        details = {k: v for k, v in d.items() if k not in ("event", "source", "t", "wall", "camera")}
         return cls(str(d["event"]), str(d["source"]), float(d["t"]), d.get("wall"), details)
+
+
+@dataclass(frozen=True)
+class ModeEvent:
+    """A camera's picture changed mode: ``ir`` (grey, no chroma: a night/IR picture, colours
+    cannot be known) or ``color``; ``chroma`` is the measure that decided (see ``stream.service.ir``)."""
+
+    kind: ClassVar[str] = "mode"
+    source: str
+    t: float
+    mode: str
+    chroma: float
+    wall: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("ir", "color"):
+            raise ValueError(f"mode must be ir or color, got {self.mode!r}")
+
+    def to_json(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {"event": "mode", "source": self.source, "t": round(self.t, 3)}
+        if self.wall is not None:
+            out["wall"] = round(self.wall, 3)
+        out.update(mode=self.mode, chroma=round(self.chroma, 2))
+        return out
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "ModeEvent":
+        return cls(str(d["source"]), float(d["t"]), str(d["mode"]), float(d["chroma"]), d.get("wall"))
 
 
 @dataclass(frozen=True)
@@ -208,7 +246,7 @@ class StartEvent:
         return cls(str(d["source"]), float(d["wall"]), str(d.get("version", "")))
 
 
-Event = Union[CarEvent, ParkedEvent, CountEvent, StatsEvent, StatusEvent, StartEvent]
+Event = Union[CarEvent, ParkedEvent, CountEvent, StatsEvent, StatusEvent, ModeEvent, StartEvent]
 
 
 @dataclass(frozen=True)
@@ -267,7 +305,13 @@ def to_json(item: Union[Event, FrameLine, FrameRecord]) -> Dict[str, Any]:
     return item.to_json()
 
 
+def tagged(item: Union[Event, FrameRecord], camera: str) -> Dict[str, Any]:
+    """The log line of ``item`` from the camera service: ``{"camera": name, ...the line...}``."""
+    return {"camera": camera, **to_json(item)}
+
+
 _KINDS = {"car": CarEvent, "parked": ParkedEvent, "count": CountEvent, "stats": StatsEvent, "start": StartEvent,
+          "mode": ModeEvent,
           **{s: StatusEvent for s in STATUSES}}
 
 
