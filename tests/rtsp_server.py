@@ -79,10 +79,20 @@ def decode(image):
     return counter, wall_ms
 
 
-class Picture:
-    """I420 pictures with the code blocks and a moving square, in pure Python (no numpy here)."""
+def raw_clip(video, out, width: int = 640, height: int = 360, fps: int = 25, seconds: float = 10.0,
+             grey: bool = False) -> Path:
+    """``video`` as raw I420 frames of ``width`` x ``height`` at ``fps`` (ffmpeg), for ``--clip``."""
+    vf = f"scale={width}:{height},fps={fps}" + (",hue=s=0" if grey else "")
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(video), "-t", str(seconds), "-vf", vf,
+                    "-pix_fmt", "yuv420p", "-f", "rawvideo", str(out)], check=True)
+    return Path(out)
 
-    def __init__(self, width: int, height: int):
+
+class Picture:
+    """I420 pictures with the code blocks and a moving square (or the frames of a raw I420 clip,
+    played in a loop), in pure Python (no numpy here)."""
+
+    def __init__(self, width: int, height: int, clip: Optional[str] = None):
         if width % BLOCK or height % 2 or code_rows(width) * BLOCK + 40 > height:
             raise ValueError(f"size {width}x{height}: width must be a multiple of {BLOCK}, tall enough for the code")
         self.w, self.h = width, height
@@ -90,10 +100,22 @@ class Picture:
         self.chroma = bytes([128]) * (2 * (width // 2) * (height // 2))
         self.top = code_rows(width) * BLOCK
         self.on, self.off = bytes([HIGH]) * BLOCK, bytes([LOW]) * BLOCK
+        self.clip = None
+        if clip:
+            self.clip = Path(clip).read_bytes()
+            self.frame_bytes = width * height * 3 // 2
+            self.frames = len(self.clip) // self.frame_bytes
+            if not self.frames:
+                raise ValueError(f"{clip}: not one {width}x{height} I420 frame in it")
 
     def make(self, counter: int, wall_ms: int) -> bytes:
         w = self.w
-        y = bytearray(self.luma)
+        if self.clip is not None:
+            start = (counter % self.frames) * self.frame_bytes
+            y = bytearray(self.clip[start:start + w * self.h])
+            chroma = self.clip[start + w * self.h:start + self.frame_bytes]
+        else:
+            y, chroma = bytearray(self.luma), self.chroma
         cols = w // BLOCK
         for i, bit in enumerate(code_bits(counter, wall_ms)):
             r, c = divmod(i, cols)
@@ -101,6 +123,8 @@ class Picture:
             for row in range(r * BLOCK, (r + 1) * BLOCK):
                 off = row * w + c * BLOCK
                 y[off:off + BLOCK] = fill
+        if self.clip is not None:
+            return bytes(y) + chroma
         # A bright square bouncing along the lower part: something for the encoder to do.
         size = 32
         span = w - size
@@ -152,14 +176,17 @@ class RtspServer:
     def url(self) -> str:
         return f"rtsp://127.0.0.1:{self.port}{self.path}"
 
-    def start(self, width: int = 320, height: int = 240, fps: int = 15, timeout: float = 15.0) -> "RtspServer":
+    def start(self, width: int = 320, height: int = 240, fps: int = 15, timeout: float = 15.0,
+              clip: Optional[Path] = None) -> "RtspServer":
+        """``clip``: a raw I420 file of width x height frames (``raw_clip``) served in a loop."""
         assert self.proc is None
+        extra = ["--clip", str(clip)] if clip else []
         deadline = time.monotonic() + timeout
         while True:  # the port can be briefly unavailable right after a kill
             err = tempfile.TemporaryFile("w+")  # never read while it runs: a pipe could fill up
             self.proc = subprocess.Popen(
                 [SYSTEM_PYTHON, str(SERVER), "--port", str(self.port), "--path", self.path, "--width", str(width),
-                 "--height", str(height), "--fps", str(fps)], stdout=subprocess.PIPE, stderr=err, text=True)
+                 "--height", str(height), "--fps", str(fps), *extra], stdout=subprocess.PIPE, stderr=err, text=True)
             ready, _, _ = select.select([self.proc.stdout], [], [], max(0.1, deadline - time.monotonic()))
             line = self.proc.stdout.readline() if ready else ""
             if line.startswith("READY"):
@@ -199,6 +226,7 @@ def main(argv=None) -> int:
     ap.add_argument("--width", type=int, default=320)
     ap.add_argument("--height", type=int, default=240)
     ap.add_argument("--fps", type=int, default=15)
+    ap.add_argument("--clip", default=None, help="raw I420 frames (width x height) to serve in a loop")
     args = ap.parse_args(argv)
 
     import gi
@@ -207,7 +235,7 @@ def main(argv=None) -> int:
     from gi.repository import GLib, Gst, GstRtspServer
 
     Gst.init(None)
-    picture = Picture(args.width, args.height)
+    picture = Picture(args.width, args.height, args.clip)
     sources = set()  # appsrc elements of the connected clients' pipelines
     lock = threading.Lock()
 
