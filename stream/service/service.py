@@ -178,6 +178,7 @@ class Service:
                 saved[sig] = signal.signal(sig, signal.SIG_IGN)
         try:
             cams = list(self.cameras.values())
+            was = {c.name: c.status for c in cams}
             stoppers = [threading.Thread(target=c.stop, daemon=True) for c in cams]
             for s in stoppers:
                 s.start()
@@ -187,7 +188,7 @@ class Service:
             for c in cams:
                 c.join(max(0.1, deadline - time.monotonic()))
             for c in cams:
-                if c.src.live and c.status in ("online", "reconnected"):
+                if c.src.live and was[c.name] in ("online", "reconnected"):
                     c.status = "stopped"
                     self.emit(c, StatusEvent("offline", c.source, time.monotonic() - c.src._t0, time.time(),
                                              {"reason": "service stopped"}))
