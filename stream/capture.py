@@ -17,6 +17,7 @@ Files and live sources buffer differently, on purpose:
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -202,7 +203,6 @@ class FileSource:
         self.close()
 
 
-_ENV_LOCK = threading.Lock()  # OPENCV_FFMPEG_CAPTURE_OPTIONS is process-wide: one live open at a time
 _FFMPEG_OPTIONS = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 
 
@@ -237,16 +237,52 @@ def open_live(spec: Union[str, int], cfg: LiveConfig) -> cv2.VideoCapture:
               cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(min(cfg.read_timeout, cfg.stall_timeout) * 1000)]
     if cfg.decode_threads:
         params += [cv2.CAP_PROP_N_THREADS, cfg.decode_threads]
-    with _ENV_LOCK:
-        saved = os.environ.get(_FFMPEG_OPTIONS)
-        os.environ[_FFMPEG_OPTIONS] = ffmpeg_options(spec, cfg, saved)
+    with _ffmpeg_env(ffmpeg_options(spec, cfg, _user_options())):
+        return cv2.VideoCapture(spec, cv2.CAP_FFMPEG, params)
+
+
+class _OptionsEnv:
+    """``OPENCV_FFMPEG_CAPTURE_OPTIONS`` set for the opens in progress, which may overlap when they
+    want the same value (every camera of a service with the same transport: a camera that takes
+    ``open_timeout`` to fail does not hold the others' opens back); an open wanting another value
+    waits until they are done. The user's own value is put back when the last one ends."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._users = 0
+        self._value: Optional[str] = None
+        self._saved: Optional[str] = None
+
+    @contextlib.contextmanager
+    def __call__(self, value: str) -> Iterator[None]:
+        with self._cond:
+            while self._users and self._value != value:
+                self._cond.wait()
+            if not self._users:
+                self._saved = os.environ.get(_FFMPEG_OPTIONS)
+                os.environ[_FFMPEG_OPTIONS] = self._value = value
+            self._users += 1
         try:
-            return cv2.VideoCapture(spec, cv2.CAP_FFMPEG, params)
+            yield
         finally:
-            if saved is None:
-                os.environ.pop(_FFMPEG_OPTIONS, None)
-            else:
-                os.environ[_FFMPEG_OPTIONS] = saved
+            with self._cond:
+                self._users -= 1
+                if not self._users:
+                    if self._saved is None:
+                        os.environ.pop(_FFMPEG_OPTIONS, None)
+                    else:
+                        os.environ[_FFMPEG_OPTIONS] = self._saved
+                    self._value = None
+                    self._cond.notify_all()
+
+
+_ffmpeg_env = _OptionsEnv()
+
+
+def _user_options() -> Optional[str]:
+    """The user's ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` (not one set by an open in progress)."""
+    with _ffmpeg_env._cond:
+        return _ffmpeg_env._saved if _ffmpeg_env._users else os.environ.get(_FFMPEG_OPTIONS)
 
 
 _PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443, "rtmp": 1935}

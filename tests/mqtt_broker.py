@@ -38,11 +38,15 @@ def mosquitto_missing() -> Optional[str]:
 class Mosquitto:
     """``mosquitto`` on 127.0.0.1:``port`` as a subprocess: start, SIGKILL, restart on the same port."""
 
-    def __init__(self, port: Optional[int] = None):
+    def __init__(self, port: Optional[int] = None, persistence: bool = False):
+        """``persistence``: sessions and retained messages saved every second (a persistent
+        subscriber then gets what was published for it while it reconnected)."""
         self.port = port or free_port()
         self.folder = Path(tempfile.mkdtemp(prefix="mosquitto_"))
         self.conf = self.folder / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        keep = (f"persistence true\npersistence_location {self.folder}/\nautosave_interval 1\n" if persistence
+                else "persistence false\n")
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{keep}"
                              "log_dest stderr\nlog_type error\nlog_type warning\n")
         self.proc: Optional[subprocess.Popen] = None
 
@@ -75,13 +79,16 @@ class Mosquitto:
 class Subscriber:
     """A paho client subscribed to ``topic``; ``messages`` holds (topic, payload dict or str, retained)."""
 
-    def __init__(self, port: int, topic: str = "#"):
+    def __init__(self, port: int, topic: str = "#", persistent: bool = False):
+        """``persistent``: a session the broker keeps (and queues QoS 1 messages for) while away."""
         import paho.mqtt.client as mqtt
 
         self.messages: List[tuple] = []
+        self.received: List[float] = []   # monotonic time each message arrived
         self.lock = threading.Lock()
         self.connected = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-sub-{time.time_ns()}")
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-sub-{time.time_ns()}",
+                                  clean_session=not persistent)
         self.client.on_connect = lambda c, u, f, rc, p=None: (c.subscribe(topic, qos=1), self.connected.set())
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.2, 1)
@@ -95,6 +102,7 @@ class Subscriber:
             payload = msg.payload.decode(errors="replace")
         with self.lock:
             self.messages.append((msg.topic, payload, bool(msg.retain)))
+            self.received.append(time.monotonic())
 
     def on(self, topic: str) -> List[Dict]:
         with self.lock:
