@@ -26,7 +26,9 @@ def read_runs(path: Path) -> Tuple[List[List[CarEvent]], int]:
 
     A new run starts at each ``start`` event, and (for logs without them) where a
     source's frame numbers go back: ``carcolor run --log`` appends, so one file
-    may hold several runs.
+    may hold several runs. The camera service's log (lines with ``"camera"``)
+    starts a run with one ``start`` line per camera: a new run begins when a
+    camera starts again.
     """
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -35,25 +37,33 @@ def read_runs(path: Path) -> Tuple[List[List[CarEvent]], int]:
     except OSError as e:
         raise CarcolorError(f"cannot read log {path}: {e.strerror}") from e
     runs: List[List[CarEvent]] = [[]]
-    last_frame: Dict[str, int] = {}
+    last_frame: Dict[tuple, int] = {}
+    cameras: set = set()  # cameras started in the current run (the service's log)
     started = False  # the current run has content (a start event, a frame or a car)
     bad = 0
     for line in text.splitlines():
         if not line.strip():
             continue
         try:
-            item = parse(json.loads(line))
+            raw = json.loads(line)
+            item = parse(raw)
         except ValueError:  # json.JSONDecodeError is a ValueError too
             bad += 1
             continue
-        new_run = isinstance(item, StartEvent) or (
-            isinstance(item, FrameLine) and item.frame <= last_frame.get(item.source, -1))
+        camera = raw.get("camera")
+        if isinstance(item, StartEvent) and camera is not None:
+            new_run = camera in cameras
+        else:
+            new_run = isinstance(item, StartEvent) or (
+                isinstance(item, FrameLine) and item.frame <= last_frame.get((camera, item.source), -1))
         if new_run and started:
             runs.append([])
-            last_frame = {}
+            last_frame, cameras = {}, set()
         started = True
+        if isinstance(item, StartEvent) and camera is not None:
+            cameras.add(camera)
         if isinstance(item, FrameLine):
-            last_frame[item.source] = item.frame
+            last_frame[(camera, item.source)] = item.frame
         elif isinstance(item, CarEvent):
             runs[-1].append(item)
     return runs, bad

@@ -177,10 +177,11 @@ class RtspServer:
         return f"rtsp://127.0.0.1:{self.port}{self.path}"
 
     def start(self, width: int = 320, height: int = 240, fps: int = 15, timeout: float = 15.0,
-              clip: Optional[Path] = None) -> "RtspServer":
-        """``clip``: a raw I420 file of width x height frames (``raw_clip``) served in a loop."""
+              clip: Optional[Path] = None, shared: bool = False) -> "RtspServer":
+        """``clip``: a raw I420 file of width x height frames (``raw_clip``) served in a loop;
+        ``shared``: every client gets the same encoded stream (one encoder, for benches)."""
         assert self.proc is None
-        extra = ["--clip", str(clip)] if clip else []
+        extra = (["--clip", str(clip)] if clip else []) + (["--shared"] if shared else [])
         deadline = time.monotonic() + timeout
         while True:  # the port can be briefly unavailable right after a kill
             err = tempfile.TemporaryFile("w+")  # never read while it runs: a pipe could fill up
@@ -227,6 +228,7 @@ def main(argv=None) -> int:
     ap.add_argument("--height", type=int, default=240)
     ap.add_argument("--fps", type=int, default=15)
     ap.add_argument("--clip", default=None, help="raw I420 frames (width x height) to serve in a loop")
+    ap.add_argument("--shared", action="store_true", help="one encoder for every client (benches)")
     args = ap.parse_args(argv)
 
     import gi
@@ -258,7 +260,7 @@ def main(argv=None) -> int:
         media.connect("unprepared", gone)
 
     factory = Factory()
-    factory.set_shared(False)
+    factory.set_shared(args.shared)
     factory.connect("media-configure", configure)
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")

@@ -124,6 +124,10 @@ def test_two_cameras_one_log_shared_model_calls(tmp_path, validator):
         assert len(cars) >= 3 and all(isinstance(c, CarEvent) for c in cars)
     final = [r for r in rows if r.get("event") == "count" and r.get("final")]
     assert [r["camera"] for r in final] == ["north"] and final[0]["total"] >= 1
+    from stream.report import read_runs
+
+    runs, bad = read_runs(log)   # carcolor report: one run of both cameras, every car
+    assert bad == 0 and len(runs) == 1 and len(runs[0]) == sum(r.get("event") == "car" for r in rows)
     shared = service.shared
     assert shared.requests > shared.calls > 0, (shared.requests, shared.calls)   # frames batched together
     assert service.detectors.networks == 1                     # one vehicle network for both cameras

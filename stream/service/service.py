@@ -101,6 +101,8 @@ class Service:
             self.detectors = DetectorPool()
             for cam in cfg.cameras:
                 ccfg = cfg.for_camera(cam.name)
+                if self.logger is not None:  # before the camera opens: its first status follows this line
+                    self.logger.write(tagged(StartEvent(cam.source, time.time(), __version__), cam.name))
                 try:
                     boxes = self.detectors.boxes(ccfg)
                     self.cameras[cam.name] = Camera(cam.name, cam.source, ccfg, self.shared, self.emit,
@@ -145,8 +147,6 @@ class Service:
     # --- running -----------------------------------------------------------------------------
     def start(self) -> "Service":
         for cam in self.cameras.values():
-            if self.logger is not None:
-                self.logger.write(tagged(StartEvent(cam.source, time.time(), __version__), cam.name))
             cam.start()
         if self.web is not None:
             self.web.start()
