@@ -128,9 +128,42 @@ def test_two_cameras_one_log_shared_model_calls(tmp_path, validator):
 
     runs, bad = read_runs(log)   # carcolor report: one run of both cameras, every car
     assert bad == 0 and len(runs) == 1 and len(runs[0]) == sum(r.get("event") == "car" for r in rows)
-    shared = service.shared
-    assert shared.requests > shared.calls > 0, (shared.requests, shared.calls)   # frames batched together
+    shared = service.shared                                    # one model for both cameras' crops
+    assert shared.requests >= shared.calls > 0 and shared.crops >= shared.requests
     assert service.detectors.networks == 1                     # one vehicle network for both cameras
+
+
+def test_shared_colors_batches_concurrent_cameras_and_answers_each_its_own():
+    """Four threads (cameras) asking at once: their crops go into shared model calls (fewer calls than
+    requests), and each gets the probabilities of its own crops, as a call of its own would give."""
+    import threading
+
+    import numpy as np
+
+    from stream.classify import ColorClassifier
+    from stream.service.batch import SharedColors
+
+    clf = ColorClassifier.from_config(load_config())
+    shared = SharedColors(clf)
+    rng = np.random.default_rng(0)
+    crops = {i: [rng.integers(0, 255, (40 + 5 * j, 60, 3), dtype=np.uint8) for j in range(3)] for i in range(4)}
+    expected = {i: clf.predict_proba(c) for i, c in crops.items()}
+    wrong, start = [], threading.Barrier(4)
+
+    def camera(i):
+        start.wait()
+        for _ in range(40):
+            if not np.allclose(shared.predict(crops[i]), expected[i], atol=1e-5):
+                wrong.append(i)
+    threads = [threading.Thread(target=camera, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    shared.close()
+    assert not wrong
+    assert shared.requests == 160 and shared.crops == 480
+    assert shared.calls < shared.requests, (shared.calls, shared.requests)
 
 
 def test_grey_ir_picture_cars_tracked_and_counted_colour_unknown_with_reason(tmp_path, grey_clip, validator):
