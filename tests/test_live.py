@@ -161,7 +161,9 @@ def test_killed_server_comes_back_on_the_same_port(server):
         consumer.wait_frames(before + 10, timeout=10)
         assert src.reconnects == 1 and src.size == (384, 288)
     names = [e["event"] for e in events]
-    assert names[:3] == ["online", "offline", "reconnected"], names
+    # Retries that found the port still closed (the server restarting slowly on a loaded machine) add offlines.
+    first_back = names.index("reconnected")
+    assert names[:2] == ["online", "offline"] and set(names[1:first_back]) == {"offline"}, names
     offline, back = events_of(events, "offline")[0], events_of(events, "reconnected")[0]
     assert offline["reason"] == "stream ended or connection lost" and offline["attempt"] == 1
     assert back["count"] == 1 and back["size"] == [384, 288] and back["downtime"] > 0
