@@ -78,20 +78,28 @@ def test_page_shows_every_camera_its_status_and_updates_on_a_car(service, browse
     browser.get(service.web.url + "/")
     wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, ".cam")) == 2, 10, "two camera cards")
 
-    def card(name):
-        return browser.find_element(By.ID, f"cam-{name}")
+    # The page redraws its cards as the JSON changes: read them in one script call each, never through
+    # element handles that a redraw may make stale between two WebDriver calls.
+    def text(selector):
+        return browser.execute_script("const e=document.querySelector(arguments[0]); return e && e.innerText;",
+                                      selector)
+
+    def displayed(selector):
+        return browser.execute_script("const e=document.querySelector(arguments[0]); "
+                                      "return !!e && e.getClientRects().length > 0;", selector)
 
     for name in ("motorway", "night"):  # the MJPEG view decoded by the browser, the status shown
         wait_for(lambda: browser.execute_script(
             "const i=document.querySelector('#cam-%s img'); return i.complete && i.naturalWidth;" % name) == 640,
             15, f"{name}'s live image")
-        wait_for(lambda: card(name).find_element(By.CSS_SELECTOR, ".status").text == "online", 10, f"{name} online")
+        wait_for(lambda: text(f"#cam-{name} .status") == "online", 10, f"{name} online")
     wait_for(lambda: night.ir.ir, 10, "the grey camera in IR mode")
-    wait_for(lambda: card("night").find_element(By.CSS_SELECTOR, ".ir").is_displayed(), 5, "the IR badge")
-    assert not card("motorway").find_element(By.CSS_SELECTOR, ".ir").is_displayed()
+    wait_for(lambda: displayed("#cam-night .ir"), 5, "the IR badge")
+    assert not displayed("#cam-motorway .ir")
 
     def shown():
-        return [li.text for li in card("motorway").find_elements(By.CSS_SELECTOR, "li.car")]
+        return browser.execute_script(
+            "return [...document.querySelectorAll('#cam-motorway li.car')].map(li => li.innerText);")
     seen = day.cars_total
     wait_for(lambda: len(shown()) == min(day.cars_total, 8), 5, "the page to list the cars so far")
     before = shown()
