@@ -13,7 +13,7 @@ $(VENV)/.base: pyproject.toml requirements.txt
 	touch $@
 
 $(VENV)/.all: $(VENV)/.base
-	$(PY) -m pip install -q -e ".[server,service,report,train,bench,test]"
+	$(PY) -m pip install -q -e ".[server,service,report,train,bench,test,batch]"
 	touch $@
 
 setup: $(VENV)/.all

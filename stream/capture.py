@@ -115,12 +115,30 @@ class FileSource:
             self._cap.release()
             raise SourceError(f"start {start:g} s is past the end of {self.path} "
                               f"({self.frame_count / self.fps:.1f} s, {self.frame_count} frames)")
-        self._first = first
+        self._first, self._index0 = first, 0
+        if start > 0 and self.frame_count:
+            self._seek(int(round(start * self.fps)))
         self._queue: "queue.Queue" = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self.frames_read = 0
         self.truncated = False
+
+    def _seek(self, target: int) -> None:
+        """Start decoding at frame ``target`` (from the keyframe before it, as FFmpeg seeks) instead of
+        decoding every frame before ``start``: a time chunk of a long file costs its own length only.
+        Where the container cannot seek exactly, decoding starts from frame 0 as before."""
+        if target <= 0:
+            return
+        if self._cap.set(cv2.CAP_PROP_POS_FRAMES, target) and int(self._cap.get(cv2.CAP_PROP_POS_FRAMES)) == target:
+            ok, image = self._cap.read()
+            if ok and image is not None:
+                self._first, self._index0 = image, target
+                return
+        self._cap.release()  # no exact seek: reopen at frame 0 (the frames before start are skipped)
+        self._cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
+        ok, self._first = self._cap.read()
+        self._index0 = 0
 
     @property
     def expected(self) -> int:
@@ -136,7 +154,7 @@ class FileSource:
         return ms / 1000.0 if ms and ms > 0 else index / self.fps
 
     def _decode(self) -> None:
-        cap, index, image = self._cap, 0, self._first
+        cap, index, image = self._cap, self._index0, self._first
         try:
             while not self._stop.is_set():
                 if image is None:

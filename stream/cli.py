@@ -3,6 +3,7 @@
     carcolor run --source traffic.mp4 --output out.mp4 --log colors.jsonl
     carcolor run --config cams.yaml --log cams.jsonl   # every camera of cameras: (MQTT, web view)
     carcolor classify car1.jpg car2.png
+    carcolor batch videos/*.mp4 --out results/   # many files on Ray (local workers, or --ray ADDRESS)
     carcolor serve                       # the original HTTP API on port 6002
     carcolor train --data ../shared/datasets/traffic-colors --out models/NAME
     carcolor evaluate --data DIR [--model FILE --labels FILE]
@@ -73,6 +74,17 @@ def _run_cameras(cfg, args) -> int:
     return 0
 
 
+def cmd_batch(args) -> int:
+    from .batch import run_batch
+
+    cfg = _config(args).override(top_k=args.top_k, model_file=args.model, label_file=args.labels,
+                                 detector=args.detector, every=args.every)
+    result = run_batch(cfg, args.videos, args.out, address=args.ray, workers=args.workers, chunk=args.chunk,
+                       overlap=args.overlap, progress=not args.quiet)
+    print(result, file=sys.stderr)
+    return 2 if result.failed else 0
+
+
 def cmd_classify(args) -> int:
     from .classify import ColorClassifier
     from .errors import ImageError
@@ -130,6 +142,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--end", type=float, default=None, help="stop at this many seconds (files)")
     run.add_argument("--quiet", action="store_true", help="no progress line")
     run.set_defaults(func=cmd_run)
+
+    bat = sub.add_parser("batch", help="process many recorded videos in parallel on Ray (the [batch] extra)")
+    bat.add_argument("videos", nargs="+", help="video files; each gives OUT/<name>.jsonl")
+    bat.add_argument("--out", required=True, help="folder for the logs and summary.json / summary.csv")
+    common(bat)
+    bat.add_argument("--detector", choices=["vehicle", "motion", "onnx", "none"], default=None)
+    bat.add_argument("--every", type=int, default=None, help="process every Nth frame")
+    bat.add_argument("--ray", metavar="ADDRESS", default=None,
+                     help="a Ray cluster (e.g. ray://head:10001 or auto); default: local workers on this machine")
+    bat.add_argument("--workers", type=int, default=0, help="chunks at once (0 = every CPU Ray has)")
+    bat.add_argument("--chunk", type=float, default=300.0, help="seconds of video per task (default 300)")
+    bat.add_argument("--overlap", type=float, default=3.0,
+                     help="seconds each chunk runs into the next, where tracks are joined (default 3)")
+    bat.add_argument("--quiet", action="store_true", help="no progress line")
+    bat.set_defaults(func=cmd_batch)
 
     cls = sub.add_parser("classify", help="print the colours of car images as JSON, one line each")
     cls.add_argument("images", nargs="+", help="image files (JPEG, PNG...)")

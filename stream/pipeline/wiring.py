@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import Callable, List, Optional, Union
 
 from ..boxes import DetectionsFile, box_source, finds_cars
 from ..cars import CarVotes, LineCounter
@@ -25,13 +25,14 @@ from .progress import Progress
 
 def run(cfg, source: Union[str, int], *, boxes_file: Optional[Union[str, Path]] = None,
         output: Optional[Union[str, Path]] = None, log: Optional[Union[str, Path]] = None,
-        show: bool = False, progress: bool = True, classifier: Optional[ColorClassifier] = None,
+        show: bool = False, progress: Union[bool, Callable[[int, int], None]] = True, classifier: Optional[ColorClassifier] = None,
         stderr=None, save_crops: Optional[Union[str, Path]] = None) -> Summary:
     """Process ``source`` as ``cfg`` says; every sink is finalised even on Ctrl-C or an error.
 
     With a detector or a boxes file, cars are tracked (``cfg.tracking``): one
     colour per car, a ``car`` log line per track, the best crops in
-    ``save_crops``, and counts at ``cfg.count_line``.
+    ``save_crops``, and counts at ``cfg.count_line``. ``progress``: a line on
+    ``stderr`` (True), none (False), or a callable given (frames done, expected).
     """
     from .. import __version__
     from ..capture import open_source
@@ -86,7 +87,7 @@ def run(cfg, source: Union[str, int], *, boxes_file: Optional[Union[str, Path]] 
                                    for d, c in event.counts.items())
                 stderr.write(f"[{src.name}] count: {counts}\n")
 
-        bar = Progress(src.expected, stderr, enabled=progress)
+        bar = _Report(progress, src.expected) if callable(progress) else Progress(src.expected, stderr, enabled=progress)
         try:
             summary = process(src, src.name, boxes, ColorStage(classifier), stages, sinks, bar,
                               should_stop=lambda: bool(window and window.quit), on_event=on_final)
@@ -108,6 +109,19 @@ def run(cfg, source: Union[str, int], *, boxes_file: Optional[Union[str, Path]] 
     finally:
         for c in closers:
             c.close()
+
+
+class _Report:
+    """``Progress``'s interface over a callable ``(frames done, frames expected)``."""
+
+    def __init__(self, fn: Callable[[int, int], None], total: int):
+        self.fn, self.total = fn, total
+
+    def update(self, done: int) -> None:
+        self.fn(done, self.total)
+
+    def close(self) -> None:
+        pass
 
 
 def car_stages_for(cfg, external_boxes: bool, classifier: ColorClassifier, save_crops=None,
