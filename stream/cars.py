@@ -42,14 +42,25 @@ from .labels import UNKNOWN
 from .record import FrameRecord, TopK
 
 
-def crop_quality(image: np.ndarray, box: Sequence[int]) -> float:
+def sharpness(crop: np.ndarray) -> float:
+    """Variance of the Laplacian of a BGR crop at 64x64 grey (motion blur and defocus lower it).
+
+    The classifier measures it on the small thumbnail it already made of each crop
+    (``Cars.crop_sharpness``), so a crop is shrunk from full size once, not once more here.
+    """
+    if crop.size == 0:
+        return 0.0
+    gray = cv2.cvtColor(cv2.resize(crop, (64, 64), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+    return float(cv2.Laplacian(gray, cv2.CV_32F).var())
+
+
+def crop_quality(image: np.ndarray, box: Sequence[int], sharp: Optional[float] = None) -> float:
     """How much a crop's colour should count, in (0, 1]: size x edge distance x sharpness.
 
     - size: full weight from about 96 px (square root of the area) up;
     - edge: a box touching the frame border (a car cut off) counts a tenth;
       full weight from 3% of the frame's shorter side inwards;
-    - sharpness: variance of the Laplacian of the crop at 64x64, v / (v + 50)
-      (motion blur and defocus lower it).
+    - sharpness: ``sharpness`` of the crop (given, or measured here), v / (v + 50).
     """
     h, w = image.shape[:2]
     x1, y1, x2, y2 = (int(v) for v in box)
@@ -58,11 +69,12 @@ def crop_quality(image: np.ndarray, box: Sequence[int]) -> float:
     margin = max(1.0, 0.03 * min(w, h))
     d = min(x1, y1, w - x2, h - y2)
     q_edge = 0.1 + 0.9 * min(1.0, max(0, d) / margin)
-    crop = image[y1:y2, x1:x2]
-    if crop.size == 0:
-        return 1e-3
-    gray = cv2.cvtColor(cv2.resize(crop, (64, 64), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
-    v = float(cv2.Laplacian(gray, cv2.CV_32F).var())
+    if sharp is None:
+        crop = image[y1:y2, x1:x2]
+        if crop.size == 0:
+            return 1e-3
+        sharp = sharpness(crop)
+    v = sharp
     q_sharp = 0.1 + 0.9 * v / (v + 50.0)
     return max(1e-3, q_size * q_edge * q_sharp)
 
@@ -165,7 +177,7 @@ class CarVotes:
             self._move(t, box, frame.timestamp)
             if not cars.crop_top:
                 continue
-            q = crop_quality(image, box)
+            q = crop_quality(image, box, cars.crop_sharpness[i] if cars.crop_sharpness else None)
             t.weight += q
             for c, p in cars.crop_top[i]:
                 t.votes[c] = t.votes.get(c, 0.0) + q * p

@@ -24,6 +24,7 @@ import zipfile
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
+import cv2
 import numpy as np
 
 from . import preprocess
@@ -31,8 +32,29 @@ from .errors import ModelError
 from .labels import UNKNOWN, load_labels
 from .boxes import clip
 from .geometry import to_pixels
+from .cars import sharpness
 from .record import Cars, TopK
 from .rule import HSVRule, mix
+
+# --- one shrink per crop -----------------------------------------------------------------------
+
+THUMB_SIDE = 100  # the colour rule reads the central half of a crop at up to 50 px a side
+
+
+def thumbnail(crop: np.ndarray, short_min: int, long_max: int = THUMB_SIDE) -> np.ndarray:
+    """``crop`` area-shrunk once, to ``long_max`` px on its longer side but not below ``short_min`` on
+    its shorter one (a crop already that small is returned as it is).
+
+    The model input (the centre square at ``short_min``), the colour rule's central patch (at most
+    ``long_max / 2`` a side) and the sharpness score are all made from this thumbnail: a large crop
+    is resampled from full size once instead of three times.
+    """
+    h, w = crop.shape[:2]
+    f = max(long_max / max(h, w), short_min / min(h, w))
+    if f >= 1.0:
+        return crop
+    return cv2.resize(crop, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+
 
 # --- runtimes: each takes a float32 batch and returns (N, C) probabilities ------------------
 
@@ -246,23 +268,28 @@ class ColorClassifier:
         With a ``rule_weight`` w > 0 the answer is (1 - w) x the model's probabilities + w x
         the colour rule's one-hot vote (:mod:`stream.rule`): still a distribution over the labels.
         """
+        return self._predict(crops)[0]
+
+    def _predict(self, crops: Sequence[np.ndarray]) -> Tuple[np.ndarray, List[np.ndarray]]:
+        """(probabilities, the thumbnail of each crop that the model and the rule read)."""
         if len(crops) == 0:
-            return np.zeros((0, len(self.labels)), np.float32)
+            return np.zeros((0, len(self.labels)), np.float32), []
         for i, c in enumerate(crops):
             if not isinstance(c, np.ndarray) or c.ndim != 3 or c.shape[2] != 3 or min(c.shape[:2]) < 1:
                 shape = getattr(c, "shape", type(c).__name__)
                 raise ValueError(f"crop {i} is not a BGR image with pixels (shape {shape}); for boxes on a "
                                  "frame use classify_boxes, which clips them to the frame")
+        thumbs = [thumbnail(c, self.input_size) if c.ndim == 3 and c.shape[2] == 3 else c for c in crops]
         out = []
-        for i in range(0, len(crops), self.batch_size):
-            batch = preprocess.scale(preprocess.to_batch(crops[i:i + self.batch_size], self.input_size))
+        for i in range(0, len(thumbs), self.batch_size):
+            batch = preprocess.scale(preprocess.to_batch(thumbs[i:i + self.batch_size], self.input_size))
             out.append(self._run(batch))
         probs = np.concatenate(out)
         if self.temperature != 1.0:
             probs = soften(probs, self.temperature)
         if self.rule is not None:
-            probs = mix(probs, self.rule.predict_proba(crops), self.rule_weight)
-        return probs.astype(np.float32, copy=False)
+            probs = mix(probs, self.rule.predict_proba(thumbs), self.rule_weight)
+        return probs.astype(np.float32, copy=False), thumbs
 
     def top(self, probs: np.ndarray, k: Optional[int] = None) -> List[TopK]:
         """(N, C) probabilities -> N lists of the k best (label, prob), best first."""
@@ -285,14 +312,15 @@ class ColorClassifier:
         """``cars`` on ``image`` clipped to it (boxes with nothing inside dropped), with each crop's colours.
 
         The colours are ``Cars.crop_top`` (top-k) and ``Cars.crop_color`` (the
-        decision, ``unknown`` below ``unknown_threshold``).
+        decision, ``unknown`` below ``unknown_threshold``); ``Cars.crop_sharpness``
+        is each crop's sharpness, from the same thumbnail (for ``CarVotes``' crop quality).
         """
         cars, _ = clip(cars, image.shape[1], image.shape[0])
         if len(cars) == 0:
             return cars
         crops = [image[y1:y2, x1:x2] for x1, y1, x2, y2 in cars.xyxy.tolist()]
-        probs = self.predict_proba(crops)
-        return cars.with_crop_colors(self.top(probs), self.decide(probs))
+        probs, thumbs = self._predict(crops)
+        return cars.with_crop_colors(self.top(probs), self.decide(probs), [sharpness(t) for t in thumbs])
 
     def classify_boxes(self, image: np.ndarray, boxes: Sequence[Sequence[float]]) -> Cars:
         """The colours of the cars at ``boxes`` ([x1, y1, x2, y2] pixels, clipped to ``image``)."""

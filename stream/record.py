@@ -56,6 +56,8 @@ class Cars:
     - ``crop_top``: N top-k lists of (colour, probability) of each car's crop in
       this frame, from the classifier; empty before classifying.
     - ``crop_color``: N per-crop decisions (a colour or "unknown"), likewise.
+    - ``crop_sharpness``: N sharpness values of each crop (``cars.sharpness``), measured by the
+      classifier on the thumbnail it classified; empty when not measured.
     - ``vote_top``: N top-k lists of (colour, vote share) over the car's track so
       far, from ``CarVotes``; ``()`` for a car without a vote (untracked); the
       whole column is empty before voting.
@@ -73,6 +75,7 @@ class Cars:
     crop_color: Tuple[str, ...] = ()
     vote_top: Tuple[TopK, ...] = ()
     vote_color: Tuple[str, ...] = ()
+    crop_sharpness: Tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         xyxy = np.array(self.xyxy, dtype=np.int32)  # a copy: the record owns its arrays
@@ -89,7 +92,7 @@ class Cars:
                 raise ValueError(f"{label} must have shape ({n},), got {col.shape}")
         if len(name) != n:
             raise ValueError(f"name must have {n} entries, got {len(name)}")
-        for label in ("crop_top", "crop_color", "vote_top", "vote_color"):
+        for label in ("crop_top", "crop_color", "vote_top", "vote_color", "crop_sharpness"):
             col = getattr(self, label)
             if col and len(col) != n:
                 raise ValueError(f"{label} must have {n} entries, got {len(col)}")
@@ -101,6 +104,7 @@ class Cars:
             object.__setattr__(self, label, tuple(tuple((str(c), float(p)) for c, p in t) for t in getattr(self, label)))
         object.__setattr__(self, "crop_color", tuple(self.crop_color))
         object.__setattr__(self, "vote_color", tuple(self.vote_color))
+        object.__setattr__(self, "crop_sharpness", tuple(float(v) for v in self.crop_sharpness))
 
     def __len__(self) -> int:
         return len(self.xyxy)
@@ -113,9 +117,11 @@ class Cars:
     def classified(self) -> bool:
         return len(self.crop_top) == len(self) and len(self) > 0
 
-    def with_crop_colors(self, top: Sequence[TopK], color: Sequence[str]) -> "Cars":
-        """The classifier's answer for each crop of this frame."""
-        return replace(self, crop_top=tuple(top), crop_color=tuple(color))
+    def with_crop_colors(self, top: Sequence[TopK], color: Sequence[str],
+                         sharpness: Sequence[float] = ()) -> "Cars":
+        """The classifier's answer for each crop of this frame (and each crop's sharpness, measured on
+        the same thumbnail: ``cars.sharpness``)."""
+        return replace(self, crop_top=tuple(top), crop_color=tuple(color), crop_sharpness=tuple(sharpness))
 
     def with_votes(self, top: Sequence[TopK], color: Sequence[str]) -> "Cars":
         """The tracks' voted colours (``()`` / ``""`` for a car without a vote)."""
@@ -143,6 +149,7 @@ class Cars:
             tuple(self.name[i] for i in idx),
             *(tuple(getattr(self, col)[i] for i in idx) if getattr(self, col) else ()
               for col in ("crop_top", "crop_color", "vote_top", "vote_color")),
+            crop_sharpness=tuple(self.crop_sharpness[i] for i in idx) if self.crop_sharpness else (),
         )
 
 

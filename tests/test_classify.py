@@ -157,3 +157,32 @@ def test_rule_weight_needs_the_rules_colours(tiny_model, tmp_path):
         ColorClassifier(tiny_model["onnx"], labels, rule_weight=0.2)
     with pytest.raises(ModelError, match="rule_weight must be in 0..1"):
         ColorClassifier(tiny_model["onnx"], tiny_model["labels"], rule_weight=1.0)
+
+
+def test_one_thumbnail_per_crop_feeds_the_model_the_rule_and_the_sharpness():
+    import cv2
+
+    from stream.cars import crop_quality, sharpness
+    from stream.classify import THUMB_SIDE, thumbnail
+    from stream.config import load_config
+    from stream.record import Cars
+
+    rng = np.random.default_rng(3)
+    big = cv2.resize(rng.integers(0, 256, (60, 90, 3), dtype=np.uint8), (900, 600), interpolation=cv2.INTER_NEAREST)
+    t = thumbnail(big, 48)
+    assert t.shape[:2] == (67, THUMB_SIDE)                     # shrunk once, aspect kept
+    assert thumbnail(big[:120, :900], 48).shape[:2] == (48, 360)  # a long crop keeps the model's 48 px
+    small = big[:50, :80]
+    assert thumbnail(small, 48) is small                        # a small crop is used as it is
+    clf = ColorClassifier.from_config(load_config())  # the shipped model and its colour rule
+    frame = np.zeros((1080, 1920, 3), np.uint8)
+    frame[100:700, 200:1100] = big
+    frame[100:700, 1200:1650] = cv2.GaussianBlur(big, (0, 0), 8)[:, :450]
+    cars = clf.classify_cars(frame, Cars(np.array([[200, 100, 1100, 700], [1200, 100, 1650, 700]])))
+    assert len(cars.crop_sharpness) == 2 and cars.crop_sharpness[0] > 3 * cars.crop_sharpness[1]
+    # the model reads the thumbnail: the same answer as classifying the thumbnail itself
+    np.testing.assert_allclose(clf.predict_proba([big]), clf.predict_proba([t]), atol=1e-6)
+    # the quality from the thumbnail's sharpness is close to the one measured on the full crop
+    box = (200, 100, 1100, 700)
+    full, thumb = crop_quality(frame, box), crop_quality(frame, box, cars.crop_sharpness[0])
+    assert abs(full - thumb) < 0.05 * full and sharpness(big) > 0
