@@ -12,6 +12,8 @@ still pending (tracks still open, final counts); they go to ``on_event``.
 """
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
@@ -89,11 +91,21 @@ class Loop:
         self._finished = False
 
     def __call__(self, frame: Frame) -> FrameRecord:
+        return self.track(self.measure(frame))
+
+    def measure(self, frame: Frame) -> FrameRecord:
+        """The per-frame half that needs no earlier frame's result: boxes, clipping, colours.
+
+        (A detector keeps its own state across frames: call this in frame order, from one thread.)
+        """
         cars, skipped = clip(self.boxes(frame), *frame.size)
-        record = FrameRecord(self.source, frame, self.colors(frame, cars), skipped)
+        return FrameRecord(self.source, frame, self.colors(frame, cars), skipped)
+
+    def track(self, record: FrameRecord) -> FrameRecord:
+        """The stages (tracking, vote, counting), in frame order."""
         for stage in self.stages:
             record = stage(record)
-        self.last = frame
+        self.last = record.frame
         return record
 
     def finish(self) -> Tuple[Event, ...]:
@@ -103,21 +115,90 @@ class Loop:
         return finish(self.stages, FrameRecord(self.source, self.last, Cars.empty())).events
 
 
+_END = object()
+
+
+class _Ahead:
+    """``fn(item)`` for each item of ``items`` in a thread, up to ``depth`` results ahead of the consumer.
+
+    The measuring half of the loop (detection, crops, the colour model: native calls that release
+    the GIL) runs here while the consumer tracks, votes and writes the frame before: two cores busy.
+    Results come in order through a bounded queue that blocks (never drops). An exception in the
+    thread (the source's or a stage's) is raised in the consumer; the end marker is posted in
+    ``finally``; the consumer waits with a timeout and checks that the thread lives; ``close``
+    (also when the consumer stops early or is interrupted) stops the thread and waits for it.
+    """
+
+    def __init__(self, items: Iterable, fn: Callable, depth: int = 2):
+        self._items, self._fn = items, fn
+        self._queue: "queue.Queue" = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="measure", daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _work(self) -> None:
+        try:
+            for item in self._items:
+                if self._stop.is_set() or not self._put(self._fn(item)):
+                    return
+        except BaseException as e:  # noqa: BLE001 - delivered to the consumer, never swallowed
+            self._put(_Failed(e))
+        finally:
+            self._put(_END)
+
+    def __iter__(self):
+        while True:
+            try:
+                item = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                if not self._thread.is_alive() and self._queue.empty():
+                    return
+                continue
+            if item is _END:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+
+@dataclass
+class _Failed:
+    error: BaseException
+
+
 def process(frames: Iterable[Frame], source: str, boxes: Callable[[Frame], Cars],
             colors: Callable[[Frame, Cars], Cars], stages: Sequence[Stage] = (),
             sinks: Sequence[Sink] = (), progress: Optional[Progress] = None,
             should_stop: Callable[[], bool] = lambda: False,
-            on_event: Optional[Callable[[Event], None]] = None) -> Summary:
+            on_event: Optional[Callable[[Event], None]] = None, ahead: int = 2) -> Summary:
     """Run every frame through boxes, colours, stages and sinks; returns the counts.
 
-    After the last frame (or Ctrl-C) the stages' closing events go to ``on_event``.
+    With ``ahead`` > 0, boxes and colours of the next frames (up to ``ahead``) are
+    computed in a thread while this one runs the stages and sinks (``_Ahead``); 0:
+    everything in this thread. After the last frame (or Ctrl-C) the stages'
+    closing events go to ``on_event``.
     """
     summary = Summary()
     start = time.monotonic()
     loop = Loop(source, boxes, colors, stages)
+    measured = _Ahead(frames, loop.measure, ahead) if ahead > 0 else None
     try:
-        for frame in frames:
-            record = loop(frame)
+        for record in (measured if measured is not None else map(loop.measure, frames)):
+            record = loop.track(record)
+            frame = record.frame
             for sink in sinks:
                 sink(record)
             summary.frames += 1
@@ -131,6 +212,8 @@ def process(frames: Iterable[Frame], source: str, boxes: Callable[[Frame], Cars]
             if should_stop():
                 break
     finally:
+        if measured is not None:
+            measured.close()
         end = loop.finish()
         summary.cars += sum(isinstance(e, CarEvent) for e in end)
         for event in end:
