@@ -109,14 +109,75 @@ def open_writer(path: Path, fps: float, size: Tuple[int, int], codecs=("avc1", "
     raise CarcolorError(f"cannot write video {path}: no working encoder among {', '.join(codecs)}")
 
 
+# A fragment per keyframe, and a keyframe a second: a file cut by a crash plays up to its last second.
+_FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+_AV_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+
+
+class AvWriter:
+    """H.264 (libx264, from PyAV's wheels) in fragmented MP4 / MOV, or Matroska, one frame at a time.
+
+    Browsers and players open it (today's MPEG-4 Part 2 ``mp4v`` plays in none), and
+    since an MP4 fragment is complete at each keyframe (one a second), a file cut
+    by a SIGKILL or a power loss still plays up to its last fragment: no index is
+    written at the end. The frame size must be even (4:2:0); ``VideoSink`` makes it so.
+    """
+
+    codec = "h264"
+
+    def __init__(self, path: Path, fps: float, size: Tuple[int, int], crf: int = 23, preset: str = "veryfast"):
+        import av
+        from fractions import Fraction
+
+        fmt = _AV_FORMATS[path.suffix.lower()]
+        try:
+            self._out = av.open(str(path), "w", format=fmt, options=_FRAGMENTED if fmt != "matroska" else {})
+        except OSError as e:
+            raise CarcolorError(f"cannot write video {path}: {e}") from e
+        rate = Fraction(fps).limit_denominator(1001)
+        self._stream = self._out.add_stream("libx264", rate=rate)
+        self._stream.width, self._stream.height = size
+        self._stream.pix_fmt = "yuv420p"
+        self._stream.options = {"preset": preset, "crf": str(crf), "g": str(max(1, round(fps))),
+                                "keyint_min": str(max(1, round(fps)))}
+        self._av = av
+
+    def write(self, image: np.ndarray) -> None:
+        frame = self._av.VideoFrame.from_ndarray(image, format="bgr24")
+        for packet in self._stream.encode(frame):
+            self._out.mux(packet)
+
+    def release(self) -> None:
+        if self._out is None:
+            return
+        try:
+            for packet in self._stream.encode(None):  # the frames the encoder still holds
+                self._out.mux(packet)
+        finally:
+            self._out.close()
+            self._out = None
+
+
+def _has_x264() -> bool:
+    try:
+        import av
+
+        return "libx264" in av.codecs_available
+    except ImportError:
+        return False
+
+
 class VideoSink:
     """An annotated video with the input's fps and frame size, opened on the first frame.
 
+    ``.mp4``, ``.m4v``, ``.mov`` and ``.mkv`` are H.264 through PyAV (``AvWriter``:
+    plays in browsers; fragmented, so a crash leaves a playable file); ``.avi``,
+    or a system without PyAV's libx264, go through OpenCV's writer as before.
     Encoding runs in its own thread behind a bounded queue that blocks (never
     drops), so it overlaps with decoding and inference. A live source that comes
     back at another size after a reconnect is scaled to the size the file was
-    opened with (a video file has one size). ``close`` writes out what is queued
-    and finalises the file.
+    opened with (a video file has one size; H.264 wants it even: an odd row or
+    column is cut). ``close`` writes out what is queued and finalises the file.
     """
 
     def __init__(self, path: Union[str, Path], fps: Union[float, Callable[[], float]], queue_size: int = 8):
@@ -142,7 +203,10 @@ class VideoSink:
                 if image is None:
                     return
                 if self._error is None:
-                    if (image.shape[1], image.shape[0]) != self.size:
+                    w, h = self.size
+                    if image.shape[1] in (w, w + 1) and image.shape[0] in (h, h + 1):
+                        image = image[:h, :w]  # an odd frame size: one row / column cut
+                    else:
                         image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
                     self._writer.write(image)
                     self.frames += 1
@@ -155,8 +219,13 @@ class VideoSink:
         if self._writer is None:
             fps = self._fps() if callable(self._fps) else self._fps
             self.fps = fps if fps and fps > 0 else 25.0
-            self.size = (image.shape[1], image.shape[0])
-            self._writer, self.codec = open_writer(self.path, self.fps, self.size)
+            if self.path.suffix.lower() in _AV_FORMATS and _has_x264():
+                self.size = (image.shape[1] // 2 * 2, image.shape[0] // 2 * 2)
+                self._writer = AvWriter(self.path, self.fps, self.size)
+                self.codec = self._writer.codec
+            else:
+                self.size = (image.shape[1], image.shape[0])
+                self._writer, self.codec = open_writer(self.path, self.fps, self.size)
             self._thread = threading.Thread(target=self._encode, name=f"encode:{self.path.name}", daemon=True)
             self._thread.start()
         self._queue.put(image)
