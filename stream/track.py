@@ -40,6 +40,14 @@ from .geometry import coverage, iou_matrix
 from .record import Cars, FrameRecord
 
 
+def preload() -> None:
+    """Import ByteTrack (all of supervision: SciPy and more, about a third of a second here) ahead of
+    building a ``Tracker``: ``run`` calls it in a thread while the models load."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import supervision.tracker.byte_tracker.core  # noqa: F401
+
+
 class _ByteTrack:
     """The only code that knows supervision's ByteTrack (and the state its tracks keep)."""
 

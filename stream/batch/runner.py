@@ -68,6 +68,7 @@ class BatchResult:
     frames: int = 0
     seconds: float = 0.0
     summary: Dict = field(default_factory=dict)
+    task_seconds: List[float] = field(default_factory=list)  # each finished chunk's own time in its worker
 
     def __str__(self) -> str:
         fps = self.frames / self.seconds if self.seconds > 0 else 0.0
@@ -316,6 +317,7 @@ def _schedule(cfg, chunks, todo, out, parts, result, address, workers, retries, 
                     frames_done += info["frames"]
                     result.chunks += 1
                     result.frames += info["frames"]
+                    result.task_seconds.append(info["seconds"])
                     for w in info["warnings"]:
                         stderr.write(f"batch: {c.name} chunk {c.index}: {w}\n")
                     left[c.name] -= 1

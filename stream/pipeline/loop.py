@@ -133,6 +133,7 @@ class _Ahead:
         self._items, self._fn = items, fn
         self._queue: "queue.Queue" = queue.Queue(maxsize=max(1, depth))
         self._stop = threading.Event()
+        self._waiting = False
         self._thread = threading.Thread(target=self._work, name="measure", daemon=True)
         self._thread.start()
 
@@ -147,12 +148,17 @@ class _Ahead:
 
     def _work(self) -> None:
         try:
-            for item in self._items:
-                if self._stop.is_set() or not self._put(self._fn(item)):
+            items = iter(self._items)
+            while not self._stop.is_set():
+                self._waiting = True  # in the source: a live one may block until it is closed
+                item = next(items, _END)
+                self._waiting = False
+                if item is _END or self._stop.is_set() or not self._put(self._fn(item)):
                     return
         except BaseException as e:  # noqa: BLE001 - delivered to the consumer, never swallowed
             self._put(_Failed(e))
         finally:
+            self._waiting = False
             self._put(_END)
 
     def __iter__(self):
@@ -170,8 +176,11 @@ class _Ahead:
             yield item
 
     def close(self, timeout: float = 5.0) -> None:
+        """Stop the thread: wait for a frame being measured; not for a source that has no frame
+        (a stalled camera): closing the source, next, ends that wait, and the thread with it."""
         self._stop.set()
-        self._thread.join(timeout)
+        if not self._waiting:
+            self._thread.join(timeout)
 
 
 @dataclass

@@ -8,6 +8,7 @@ line from ``count_line``, the classifier from the model keys.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable, List, Optional, Union
@@ -17,7 +18,7 @@ from ..cars import CarVotes, LineCounter
 from ..classify import ColorClassifier
 from ..events import CountEvent, Event, StartEvent, describe
 from ..record import FrameRecord
-from ..track import Tracker
+from ..track import Tracker, preload
 from .live_stats import LiveStats
 from .loop import ColorStage, Sink, Stage, Summary, process
 from .progress import Progress
@@ -40,6 +41,9 @@ def run(cfg, source: Union[str, int], *, boxes_file: Optional[Union[str, Path]] 
     from ..sinks import JsonlLog, VideoSink, Window
 
     stderr = stderr or sys.stderr
+    if cfg.tracking.enabled and finds_cars(cfg, True if boxes_file is not None else None):
+        # The tracker's library imports in a thread while the colour model and the source open.
+        threading.Thread(target=preload, name="import-tracker", daemon=True).start()
     classifier = classifier or ColorClassifier.from_config(cfg)
     logger = JsonlLog(log) if log else None
 
