@@ -179,8 +179,7 @@ class _Ahead:
         """Stop the thread: wait for a frame being measured; not for a source that has no frame
         (a stalled camera): closing the source, next, ends that wait, and the thread with it."""
         self._stop.set()
-        if not self._waiting:
-            self._thread.join(timeout)
+        self._thread.join(0.3 if self._waiting else timeout)
 
 
 @dataclass
