@@ -280,11 +280,11 @@ def _schedule(cfg, chunks, todo, out, parts, result, address, workers, retries, 
     ray = _ray()
     own = not ray.is_initialized()
     if own:
-        opts = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-        if address:
-            ray.init(address=address, **opts)
+        if address:  # a cluster: its own resources and dashboard
+            ray.init(address=address, log_to_driver=False, logging_level="ERROR")
         else:
-            ray.init(num_cpus=workers or os.cpu_count(), **opts)
+            ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                     logging_level="ERROR")
     try:
         task = ray.remote(num_cpus=1, max_retries=retries)(process_chunk)
         tally = ray.remote(num_cpus=0)(Tally).remote()
