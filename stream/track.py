@@ -42,10 +42,9 @@ from .record import Cars, FrameRecord
 
 def preload() -> None:
     """Import ByteTrack (all of supervision: SciPy and more, about a third of a second here) ahead of
-    building a ``Tracker``: ``run`` calls it in a thread while the models load."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import supervision.tracker.byte_tracker.core  # noqa: F401
+    building a ``Tracker``: ``run`` calls it in a thread while the models load. (No
+    ``warnings.catch_warnings`` here: it is not thread-safe, and only building a ByteTrack warns.)"""
+    import supervision.tracker.byte_tracker.core  # noqa: F401
 
 
 class _ByteTrack:
