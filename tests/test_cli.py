@@ -91,7 +91,8 @@ def test_log_survives_a_killed_process(tmp_path, tiny_config):
                              str(tiny_config), "--log", str(log), "--quiet"], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (not log.exists() or log.read_text().count("\n") < 20):
+    # 21 lines: the start event and 20 frames
+    while time.monotonic() < deadline and (not log.exists() or log.read_text().count("\n") < 21):
         time.sleep(0.02)
     proc.kill()
     proc.wait()
