@@ -199,8 +199,12 @@ class Tally:
 # --- the driver side ----------------------------------------------------------------------------
 
 def unknown_threshold(cfg) -> float:
+    """A joined car's vote is unknown below the threshold ``CarVotes`` uses for a track's vote:
+    ``tracking.unknown_threshold``, else the classifier's per-crop one."""
     from ..classify import model_meta
 
+    if cfg.tracking.unknown_threshold is not None:
+        return float(cfg.tracking.unknown_threshold)
     if cfg.unknown_threshold is not None:
         return float(cfg.unknown_threshold)
     return float(model_meta(Path(cfg.model_file)).get("unknown_threshold", 0.0))
