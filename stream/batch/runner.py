@@ -200,14 +200,13 @@ class Tally:
 
 def unknown_threshold(cfg) -> float:
     """A joined car's vote is unknown below the threshold ``CarVotes`` uses for a track's vote:
-    ``tracking.unknown_threshold``, else the classifier's per-crop one."""
+    ``tracking.unknown_threshold`` capped at the classifier's per-crop one (null: that one)."""
     from ..classify import model_meta
 
-    if cfg.tracking.unknown_threshold is not None:
-        return float(cfg.tracking.unknown_threshold)
-    if cfg.unknown_threshold is not None:
-        return float(cfg.unknown_threshold)
-    return float(model_meta(Path(cfg.model_file)).get("unknown_threshold", 0.0))
+    per_crop = (float(cfg.unknown_threshold) if cfg.unknown_threshold is not None
+                else float(model_meta(Path(cfg.model_file)).get("unknown_threshold", 0.0)))
+    track = cfg.tracking.unknown_threshold
+    return per_crop if track is None else min(float(track), per_crop)
 
 
 def finish_input(inp: Input, out: Path, parts: Path, cfg) -> None:
