@@ -99,11 +99,7 @@ def test_car_events_shape_and_timing(tiny_run):
             kk == k and v >= 1.0 for kk, _, v in clip.truth(i)))  # tracked once clear of the border
         assert car.start / 30 <= e["first"] <= whole / 30 + 0.2
         assert e["last"] > e["first"] and e["frames"] >= 40
-        # the leading colour, or unknown when its share is below tracking.unknown_threshold (a random model's
-        # votes are flat)
-        assert e["color"] == e["colors"][0]["color"] or (
-            e["color"] == "unknown" and e["prob"] < TrackConfig().unknown_threshold)
-        assert e["prob"] == pytest.approx(e["colors"][0]["prob"], abs=1e-4)
+        assert e["color"] == e["colors"][0]["color"] and e["prob"] == pytest.approx(e["colors"][0]["prob"], abs=1e-4)
         assert len(e["colors"]) == 3
         x1, y1, x2, y2 = e["box"]
         # The best crop shows the whole car, away from the frame edge.
