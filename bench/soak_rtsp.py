@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -46,6 +45,7 @@ import psutil  # noqa: E402
 import yaml  # noqa: E402
 
 from rtsp_server import RtspServer, gst_missing  # noqa: E402
+from _soak import report, terminate, wait_started  # noqa: E402
 
 SIZES = [(320, 240), (384, 288)]
 LIVE = {"open_timeout": 2, "read_timeout": 2, "stall_timeout": 2, "retry_interval": 0.2,
@@ -120,11 +120,7 @@ def main(argv=None) -> int:
     print(f"soak_rtsp: seed {seed}, {args.seconds:.0f} s, work folder {work}", flush=True)
     failures: List[str] = []
     try:
-        t_start = time.monotonic()
-        while not any("frame" in x for x in read_log(log)):
-            if proc.poll() is not None or time.monotonic() - t_start > 120:
-                raise SystemExit(f"carcolor did not start: {errfile.read_text()[-2000:]}")
-            time.sleep(0.2)
+        wait_started(proc, lambda: any("frame" in x for x in read_log(log)), errfile, 0.2)
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         t0 = time.monotonic()
@@ -153,14 +149,7 @@ def main(argv=None) -> int:
         time.sleep(2.0)
         if proc.poll() is not None:
             failures.append(f"carcolor died during the soak (exit {proc.returncode})")
-        t_term = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutdown = time.monotonic() - t_term
+        shutdown = terminate(proc, 10)
     finally:
         stop_sampling.set()
         if proc.poll() is None:
@@ -241,17 +230,8 @@ def main(argv=None) -> int:
         ("RSS MiB first / last / max", f"{first:.1f} / {last:.1f} / {peak:.1f}"),
         ("RSS trend", f"{slope:+.2f} MiB/min over {len(mib)} samples"),
         ("SIGTERM -> exit", f"{shutdown:.2f} s, status {proc.returncode}"),
-        ("result", "PASS" if not failures else "FAIL: " + "; ".join(failures)),
     ]
-    width = max(len(k) for k, _ in rows)
-    print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
-    if args.keep or failures:
-        print(f"log, video, stderr kept in {work}")
-    else:
-        for p in work.rglob("*"):
-            if p.is_file():
-                p.unlink()
-    return 1 if failures else 0
+    return report(rows, failures, work, args.keep, "log, video, stderr")
 
 
 if __name__ == "__main__":

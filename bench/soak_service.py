@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,7 @@ import yaml  # noqa: E402
 
 from mqtt_broker import Mosquitto, Subscriber, mosquitto_missing  # noqa: E402
 from rtsp_server import RtspServer, free_port, gst_missing, raw_clip  # noqa: E402
+from _soak import report, terminate, wait_started  # noqa: E402
 
 DEMO = REPO / "demo" / "motorway-960x540.mp4"
 LIVE = {"stall_timeout": 5, "stats_interval": 10}   # open and read timeouts as shipped (10 s)
@@ -117,11 +117,7 @@ def main(argv=None) -> int:
     print(f"soak_service: seed {seed}, {args.seconds:.0f} s, {args.cameras} cameras at {args.fps} fps, "
           f"work folder {work}, load {os.getloadavg()[0]:.1f}", flush=True)
     try:
-        t_start = time.monotonic()
-        while not log.exists() or sum(1 for _ in open(log)) < 4 * args.cameras:
-            if proc.poll() is not None or time.monotonic() - t_start > 120:
-                raise SystemExit(f"carcolor did not start: {errfile.read_text()[-2000:]}")
-            time.sleep(0.5)
+        wait_started(proc, lambda: log.exists() and sum(1 for _ in open(log)) >= 4 * args.cameras, errfile, 0.5)
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         t0 = time.monotonic()
@@ -172,14 +168,7 @@ def main(argv=None) -> int:
         else:
             failures.append("not every camera back (or MQTT not drained) 60 s after the soak")
         time.sleep(2.0)
-        t_term = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutdown = time.monotonic() - t_term
+        shutdown = terminate(proc, 15)
         time.sleep(1.0)
     finally:
         stop.set()
@@ -259,17 +248,8 @@ def main(argv=None) -> int:
         ("CPU % of one core (median)", f"{statistics.median(cpu):.0f}" if cpu else "-"),
         ("SIGTERM -> exit", f"{shutdown:.2f} s, status {proc.returncode}"),
         ("load average at the end", f"{os.getloadavg()[0]:.1f} (shared machine)"),
-        ("result", "PASS" if not failures else "FAIL: " + "; ".join(failures)),
     ]
-    width = max(len(k) for k, _ in table)
-    print("\n".join(f"{k:<{width}}  {v}" for k, v in table))
-    if args.keep or failures:
-        print(f"log, config, stderr kept in {work}")
-    else:
-        for p in work.rglob("*"):
-            if p.is_file():
-                p.unlink()
-    return 1 if failures else 0
+    return report(table, failures, work, args.keep, "log, config, stderr")
 
 
 if __name__ == "__main__":

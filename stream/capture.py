@@ -31,6 +31,7 @@ import numpy as np
 from .config import LiveConfig
 from .errors import SourceError
 from .events import StatusEvent
+from .queues import drain
 from .record import Frame
 
 EventSink = Callable[[StatusEvent], None]
@@ -192,18 +193,7 @@ class FileSource:
             raise RuntimeError("a FileSource can be iterated once")
         self._thread = threading.Thread(target=self._decode, name=f"decode:{self.path.name}", daemon=True)
         self._thread.start()
-        while True:
-            try:
-                item = self._queue.get(timeout=0.5)
-            except queue.Empty:
-                if not self._thread.is_alive() and self._queue.empty():
-                    return
-                continue
-            if item is _END:
-                return
-            if isinstance(item, Exception):
-                raise item
-            yield item
+        yield from drain(self._queue, self._thread, _END, lambda item: item if isinstance(item, Exception) else None)
 
     def close(self) -> None:
         self._stop.set()

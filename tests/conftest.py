@@ -29,6 +29,17 @@ CLIP_FPS = 30.0
 CLIP_FRAMES = 45
 
 
+def wait_for(cond, timeout: float, what: str, poll: float = 0.05) -> None:
+    """Poll ``cond()`` until it is true; an AssertionError naming ``what`` after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(poll)
+
+
 def clip_boxes(index: int):
     """True [x1, y1, x2, y2] boxes of the synthetic clip at frame ``index`` (unclipped)."""
     out = []

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT, write_clip
+from conftest import ROOT, wait_for, write_clip
 from rtsp_server import RtspServer, decode, free_port, gst_missing
 from stream.capture import FileSource, LiveSource, ffmpeg_options, open_live
 from stream.config import LiveConfig
@@ -70,14 +70,6 @@ class Consumer:
         wait_for(lambda: len(self.frames) >= n or not self.thread.is_alive(), timeout, f"{n} frames")
         assert len(self.frames) >= n, f"{len(self.frames)} frames, error {self.error!r}"
         return self.frames
-
-
-def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def events_of(events: List[Dict], name: str) -> List[Dict]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, wait_for
 from rtsp_server import RtspServer, free_port, gst_missing
 from stream.capture import LiveSource
 from stream.config import LiveConfig
@@ -37,14 +37,6 @@ def servers():
     yield make
     for s in made:
         s.kill()
-
-
-def wait_for(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_camera_back_after_10s_outage_is_read_within_seconds(servers):

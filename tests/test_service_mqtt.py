@@ -13,21 +13,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, wait_for
 from mqtt_broker import Mosquitto, Subscriber, mosquitto_missing
 from rtsp_server import RtspServer, gst_missing
 
 _MISSING = mosquitto_missing()
 pytestmark = pytest.mark.skipif(_MISSING is not None, reason=_MISSING or "")
 needs_rtsp = pytest.mark.skipif(gst_missing() is not None, reason=gst_missing() or "")
-
-
-def wait_for(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture

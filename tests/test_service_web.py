@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import time
 from pathlib import Path
 
 import cv2
@@ -15,7 +14,7 @@ import pytest
 import requests
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, wait_for
 from rtsp_server import RtspServer, gst_missing, raw_clip
 
 CHROMIUM, DRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -23,14 +22,6 @@ _MISSING = gst_missing() or (None if Path(CHROMIUM).exists() and Path(DRIVER).ex
                              else "chromium / chromium-driver not installed; run scripts/install-system-deps.sh")
 pytestmark = pytest.mark.skipif(_MISSING is not None, reason=_MISSING or "")
 DEMO = ROOT / "demo" / "motorway-960x540.mp4"
-
-
-def wait_for(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
 from ..boxes import clip
 from ..classify import ColorClassifier
 from ..events import CarEvent, Event
+from ..queues import drain
 from ..record import Cars, Frame, FrameRecord
 from .progress import Progress
 
@@ -162,18 +163,8 @@ class _Ahead:
             self._put(_END)
 
     def __iter__(self):
-        while True:
-            try:
-                item = self._queue.get(timeout=0.5)
-            except queue.Empty:
-                if not self._thread.is_alive() and self._queue.empty():
-                    return
-                continue
-            if item is _END:
-                return
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item
+        yield from drain(self._queue, self._thread, _END,
+                         lambda item: item.error if isinstance(item, _Failed) else None)
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the thread: wait for a frame being measured; not for a source that has no frame
