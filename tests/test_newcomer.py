@@ -86,7 +86,10 @@ def test_ctrl_c_during_train_is_one_line_and_130(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "stream", "train", "--data", str(data), "--out",
                              str(tmp_path / "out"), "--teacher", "none", "--sweep", "16:4", "--views", "1",
                              "--passes", "1000"],  # far longer than the signal takes to come, on any machine
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a test run in the background (`make test &`) inherits SIGINT ignored, and Python
+                            # then never raises KeyboardInterrupt: give the child the default, as a terminal does
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # Interrupt in the training loop itself (a student pass said so), not while TensorFlow imports: an
     # interrupt there could be swallowed by an importer and the run go on to the end.
     lines = []
