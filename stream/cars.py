@@ -107,6 +107,12 @@ class _Track:
         return sorted(((c, v / total) for c, v in self.votes.items()), key=lambda cv: (-cv[1], cv[0]))
 
 
+def vote_threshold(track: Optional[float], per_crop: float) -> float:
+    """A track's vote is unknown below ``tracking.unknown_threshold``, never above the classifier's
+    per-crop threshold (a model that never says unknown gives votes that never do); null: the per-crop one."""
+    return float(per_crop) if track is None else min(float(track), float(per_crop))
+
+
 class CarVotes:
     """A stage: one colour per track, voted over its crops; ``car`` events when tracks end."""
 
@@ -119,8 +125,7 @@ class CarVotes:
         self.cfg = cfg or TrackConfig()
         self.top_k = top_k or (classifier.top_k if classifier is not None else 3)
         if unknown_threshold is None and classifier is not None:
-            crop = classifier.unknown_threshold
-            unknown_threshold = crop if self.cfg.unknown_threshold is None else min(crop, self.cfg.unknown_threshold)
+            unknown_threshold = vote_threshold(self.cfg.unknown_threshold, classifier.unknown_threshold)
         self.unknown_threshold = unknown_threshold or 0.0
         self.save_crops = Path(save_crops) if save_crops else None
         if self.save_crops is not None:

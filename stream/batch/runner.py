@@ -201,12 +201,12 @@ class Tally:
 def unknown_threshold(cfg) -> float:
     """A joined car's vote is unknown below the threshold ``CarVotes`` uses for a track's vote:
     ``tracking.unknown_threshold`` capped at the classifier's per-crop one (null: that one)."""
+    from ..cars import vote_threshold
     from ..classify import model_meta
 
     per_crop = (float(cfg.unknown_threshold) if cfg.unknown_threshold is not None
                 else float(model_meta(Path(cfg.model_file)).get("unknown_threshold", 0.0)))
-    track = cfg.tracking.unknown_threshold
-    return per_crop if track is None else min(float(track), per_crop)
+    return vote_threshold(cfg.tracking.unknown_threshold, per_crop)
 
 
 def finish_input(inp: Input, out: Path, parts: Path, cfg) -> None:
