@@ -31,7 +31,7 @@ import numpy as np
 from .config import LiveConfig
 from .errors import SourceError
 from .events import StatusEvent
-from .queues import drain
+from .queues import drain, offer
 from .record import Frame
 
 EventSink = Callable[[StatusEvent], None]
@@ -181,12 +181,7 @@ class FileSource:
         return index % self.every == 0
 
     def _put(self, item) -> None:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
+        offer(self._queue, item, self._stop)
 
     def __iter__(self) -> Iterator[Frame]:
         if self._thread is not None:

@@ -1,4 +1,4 @@
-"""The consumer's side of a producer thread's bounded queue, in one place (the decoder, the loop's look-ahead).
+"""Both sides of a producer thread's bounded queue, in one place (the decoder, the loop's look-ahead).
 
 The producer posts its items, then an end marker in ``finally``; an error it met is posted as an item
 that ``error_of`` recognises. The consumer waits with a timeout and checks that the producer lives, so
@@ -28,3 +28,15 @@ def drain(q: "queue.Queue", producer: threading.Thread, end: object,
         if error is not None:
             raise error
         yield item
+
+
+def offer(q: "queue.Queue", item: object, stop: threading.Event, poll: float = 0.2) -> bool:
+    """The producer's side: put ``item``, waiting while ``q`` is full, unless ``stop`` is set first.
+    True when it was put."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=poll)
+            return True
+        except queue.Full:
+            continue
+    return False

@@ -21,7 +21,7 @@ from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
 from ..boxes import clip
 from ..classify import ColorClassifier
 from ..events import CarEvent, Event
-from ..queues import drain
+from ..queues import drain, offer
 from ..record import Cars, Frame, FrameRecord
 from .progress import Progress
 
@@ -139,13 +139,7 @@ class _Ahead:
         self._thread.start()
 
     def _put(self, item) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return offer(self._queue, item, self._stop)
 
     def _work(self) -> None:
         try:
